@@ -1,0 +1,215 @@
+"""Dispatch-rule operations: ensure (adopt or create), delete, list the rules we manage.
+
+Every operation is idempotent so that a Temporal retry after a lost answer converges: a create
+whose response was lost is retried, hits LiveKit's "same trunk + PIN already exists" conflict, and
+adopts the stored rule after one lookup by id — never by listing every rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from livekit.api import (
+    CreateSIPDispatchRuleRequest,
+    DeleteSIPDispatchRuleRequest,
+    ListSIPDispatchRuleRequest,
+    Pagination,
+    SIPDispatchRule,
+    SIPDispatchRuleDirect,
+    SIPDispatchRuleInfo,
+)
+from livekit.api.sip_service import SipService
+from temporalio.exceptions import ApplicationError
+
+from activities.livekit_errors import (
+    LIVEKIT_FAILURES,
+    conflict_holder_id,
+    is_not_found,
+    is_rule_conflict,
+    livekit_errors,
+    translate,
+)
+from telephony import contracts
+from telephony.models import (
+    MANAGED_BY_ATTRIBUTE,
+    MANAGED_BY_VALUE,
+    ROOM_ID_ATTRIBUTE,
+    EnsureRuleRequest,
+    EnsureRuleResult,
+    ManagedRule,
+    dispatch_rule_name,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 100
+
+# Retryable: the conflicting rule was gone by the time we looked it up (deleted concurrently), so
+# the next attempt's create should go through.
+DISPATCH_RULE_CONFLICT_UNRESOLVED = "DispatchRuleConflictUnresolved"
+
+
+def is_managed(rule: SIPDispatchRuleInfo) -> bool:
+    return rule.attributes.get(MANAGED_BY_ATTRIBUTE) == MANAGED_BY_VALUE
+
+
+def is_ours_for(rule: SIPDispatchRuleInfo, room_id: str, pin: str) -> bool:
+    """Whether `rule` is the one this service would create for `room_id` with `pin`."""
+    direct = rule.rule.dispatch_rule_direct
+    return (
+        is_managed(rule)
+        and rule.attributes.get(ROOM_ID_ATTRIBUTE) == room_id
+        and rule.rule.WhichOneof("rule") == "dispatch_rule_direct"
+        and direct.room_name == room_id
+        and direct.pin == pin
+    )
+
+
+def create_request(
+    room_id: str, pin: str, *, trunk_ids: Sequence[str], hide_phone_number: bool
+) -> CreateSIPDispatchRuleRequest:
+    # The `dispatch_rule` form: the flat fields of the request are deprecated in LiveKit.
+    return CreateSIPDispatchRuleRequest(
+        dispatch_rule=SIPDispatchRuleInfo(
+            name=dispatch_rule_name(room_id),
+            rule=SIPDispatchRule(
+                dispatch_rule_direct=SIPDispatchRuleDirect(room_name=room_id, pin=pin),
+            ),
+            attributes={MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE: room_id},
+            trunk_ids=list(trunk_ids),  # empty: every inbound trunk (wildcard)
+            hide_phone_number=hide_phone_number,
+        )
+    )
+
+
+async def get_rule(
+    sip: SipService, rule_id: str, *, secrets: Sequence[str] = ()
+) -> SIPDispatchRuleInfo | None:
+    """The rule with this id, or None. One request, whatever the number of rules."""
+    with livekit_errors("ListSIPDispatchRule", secrets=secrets):
+        response = await sip.list_dispatch_rule(
+            ListSIPDispatchRuleRequest(dispatch_rule_ids=[rule_id])
+        )
+    # Match on the id: a server may answer an unknown id with an empty item or nothing at all.
+    for rule in response.items:
+        if rule.sip_dispatch_rule_id == rule_id:
+            return rule
+    return None
+
+
+async def ensure_dispatch_rule(
+    sip: SipService,
+    request: EnsureRuleRequest,
+    *,
+    trunk_ids: Sequence[str],
+    hide_phone_number: bool,
+) -> EnsureRuleResult:
+    room_id, pin = request.room_id, request.pin
+    secrets = (pin,)
+
+    if request.known_rule_id:
+        known = await get_rule(sip, request.known_rule_id, secrets=secrets)
+        if known is not None and is_ours_for(known, room_id, pin):
+            return EnsureRuleResult(rule_id=known.sip_dispatch_rule_id, adopted=True)
+        logger.info(
+            "known dispatch rule %s of room %s is gone or no longer matches; creating one",
+            request.known_rule_id,
+            room_id,
+        )
+
+    try:
+        created = await sip.create_dispatch_rule(
+            create_request(room_id, pin, trunk_ids=trunk_ids, hide_phone_number=hide_phone_number)
+        )
+    except LIVEKIT_FAILURES as error:
+        if not is_rule_conflict(error):
+            raise translate(error, "CreateSIPDispatchRule", secrets=secrets) from None
+        holder_id = conflict_holder_id(error)
+    else:
+        logger.info("created dispatch rule %s for room %s", created.sip_dispatch_rule_id, room_id)
+        return EnsureRuleResult(rule_id=created.sip_dispatch_rule_id, adopted=False)
+    # Resolved outside the `except` block so no LiveKit error rides along as context.
+    return await _resolve_conflict(sip, room_id, pin, holder_id)
+
+
+async def _resolve_conflict(
+    sip: SipService, room_id: str, pin: str, holder_id: str | None
+) -> EnsureRuleResult:
+    if holder_id is None:
+        # LiveKit's message format changed: without a holder we cannot prove the rule is ours.
+        raise ApplicationError(
+            f"the PIN of room {room_id} is already used by another dispatch rule "
+            "(LiveKit did not name it)",
+            type=contracts.PIN_HELD_BY_ANOTHER_RULE,
+            non_retryable=True,
+        )
+    holder = await get_rule(sip, holder_id, secrets=(pin,))
+    if holder is None:
+        raise ApplicationError(
+            f"dispatch rule {holder_id} conflicted with room {room_id}'s rule but is gone; "
+            "retrying the create",
+            type=DISPATCH_RULE_CONFLICT_UNRESOLVED,
+            non_retryable=False,
+        )
+    if is_ours_for(holder, room_id, pin):
+        # Typically our own earlier create whose response was lost.
+        logger.info("adopted dispatch rule %s for room %s", holder_id, room_id)
+        return EnsureRuleResult(rule_id=holder_id, adopted=True)
+    raise ApplicationError(
+        f"the PIN of room {room_id} is already held by dispatch rule {holder_id}"
+        + (
+            f" (room {holder.attributes.get(ROOM_ID_ATTRIBUTE)!s})"
+            if is_managed(holder)
+            else " (not managed by meet-telephony)"
+        ),
+        type=contracts.PIN_HELD_BY_ANOTHER_RULE,
+        non_retryable=True,
+    )
+
+
+async def delete_dispatch_rule(sip: SipService, rule_id: str) -> bool:
+    """True if deleted now, False if it was already gone (`not_found` counts as done)."""
+    try:
+        await sip.delete_dispatch_rule(DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule_id))
+    except LIVEKIT_FAILURES as error:
+        if not is_not_found(error):
+            raise translate(error, "DeleteSIPDispatchRule") from None
+        logger.info("dispatch rule %s was already gone", rule_id)
+        return False
+    logger.info("deleted dispatch rule %s", rule_id)
+    return True
+
+
+async def list_managed_rules(
+    sip: SipService, *, page_size: int = DEFAULT_PAGE_SIZE
+) -> list[ManagedRule]:
+    """Every rule carrying `telephony.managed_by=meet-telephony`, page by page (sorted by id)."""
+    managed: dict[str, ManagedRule] = {}
+    after_id = ""
+    while True:
+        with livekit_errors("ListSIPDispatchRule"):
+            response = await sip.list_dispatch_rule(
+                ListSIPDispatchRuleRequest(page=Pagination(after_id=after_id, limit=page_size))
+            )
+        items = list(response.items)
+        for rule in items:
+            if is_managed(rule):
+                managed[rule.sip_dispatch_rule_id] = to_managed_rule(rule)
+        last_id = items[-1].sip_dispatch_rule_id if items else ""
+        # A short page ends the listing; so does a page that does not advance (a server that
+        # ignores pagination would otherwise loop forever).
+        if len(items) < page_size or not last_id or last_id <= after_id:
+            break
+        after_id = last_id
+    return sorted(managed.values(), key=lambda rule: rule.rule_id)
+
+
+def to_managed_rule(rule: SIPDispatchRuleInfo) -> ManagedRule:
+    direct = rule.rule.dispatch_rule_direct
+    return ManagedRule(
+        rule_id=rule.sip_dispatch_rule_id,
+        room_id=rule.attributes.get(ROOM_ID_ATTRIBUTE, ""),
+        room_name=direct.room_name,
+        pin=direct.pin,
+    )

@@ -1,0 +1,67 @@
+"""The LiveKit-facing activities, bound to one shared `LiveKitAPI` session per worker."""
+
+from __future__ import annotations
+
+from livekit.api import LiveKitAPI
+from temporalio import activity
+
+from activities import dispatch_rules, pins, rooms, trunks
+from activities.pins import PinSource, secret_pin
+from telephony import contracts
+from telephony.models import EnsureRuleRequest, EnsureRuleResult, ManagedRule, RoomLiveness
+from telephony.settings import Settings
+
+
+class LiveKitActivities:
+    """Dispatch rules, room liveness, trunk numbers and PIN draws.
+
+    `livekit` is owned by the caller (see `open_livekit_api`): one aiohttp session for every call
+    of the worker, closed at shutdown. `pin_source` lets tests force PIN collisions.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        livekit: LiveKitAPI,
+        *,
+        pin_source: PinSource | None = None,
+        rule_page_size: int = dispatch_rules.DEFAULT_PAGE_SIZE,
+    ) -> None:
+        if rule_page_size < 1:
+            raise ValueError("rule_page_size must be positive")
+        self._livekit = livekit
+        self._trunk_ids = tuple(settings.room_telephony_trunk_ids)
+        self._hide_phone_number = settings.room_telephony_hide_phone_number
+        self._pin_source = pin_source or secret_pin
+        self._rule_page_size = rule_page_size
+
+    @activity.defn(name=contracts.ENSURE_DISPATCH_RULE)
+    async def ensure_dispatch_rule(self, request: EnsureRuleRequest) -> EnsureRuleResult:
+        return await dispatch_rules.ensure_dispatch_rule(
+            self._livekit.sip,
+            request,
+            trunk_ids=self._trunk_ids,
+            hide_phone_number=self._hide_phone_number,
+        )
+
+    @activity.defn(name=contracts.DELETE_DISPATCH_RULE)
+    async def delete_dispatch_rule(self, rule_id: str) -> bool:
+        return await dispatch_rules.delete_dispatch_rule(self._livekit.sip, rule_id)
+
+    @activity.defn(name=contracts.CHECK_ROOM_LIVENESS)
+    async def check_room_liveness(self, room_id: str) -> RoomLiveness:
+        return await rooms.check_room_liveness(self._livekit.room, room_id)
+
+    @activity.defn(name=contracts.LIST_TRUNK_NUMBERS)
+    async def list_trunk_numbers(self) -> list[str]:
+        return await trunks.list_trunk_numbers(self._livekit.sip, self._trunk_ids)
+
+    @activity.defn(name=contracts.LIST_MANAGED_RULES)
+    async def list_managed_rules(self) -> list[ManagedRule]:
+        return await dispatch_rules.list_managed_rules(
+            self._livekit.sip, page_size=self._rule_page_size
+        )
+
+    @activity.defn(name=contracts.DRAW_PIN)
+    async def draw_pin(self, length: int) -> str:
+        return pins.draw_pin(length, self._pin_source)

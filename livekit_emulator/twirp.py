@@ -1,0 +1,93 @@
+"""Twirp wire format: error codes and statuses, request decoding, response encoding."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+# Twirp code -> HTTP status, as the Go twirp library maps them (LIVEKIT.md lists the ones used).
+STATUS_BY_CODE: dict[str, int] = {
+    "canceled": 408,
+    "unknown": 500,
+    "invalid_argument": 400,
+    "malformed": 400,
+    "deadline_exceeded": 504,
+    "not_found": 404,
+    "bad_route": 404,
+    "already_exists": 409,
+    "permission_denied": 403,
+    "unauthenticated": 401,
+    "resource_exhausted": 429,
+    "failed_precondition": 412,
+    "aborted": 409,
+    "out_of_range": 400,
+    "unimplemented": 501,
+    "internal": 500,
+    "unavailable": 503,
+    "dataloss": 500,
+}
+
+JSON = "application/json"
+PROTOBUF = "application/protobuf"
+
+M = TypeVar("M", bound=Message)
+
+
+class TwirpError(Exception):
+    """An error answered as Twirp JSON `{"code", "msg", "meta"}`."""
+
+    def __init__(self, code: str, msg: str, meta: dict[str, str] | None = None) -> None:
+        if code not in STATUS_BY_CODE:
+            raise ValueError(f"unknown Twirp error code {code!r}")
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+        self.msg = msg
+        self.meta = meta or {}
+
+    @property
+    def status(self) -> int:
+        return STATUS_BY_CODE[self.code]
+
+    def response(self) -> web.Response:
+        body: dict[str, object] = {"code": self.code, "msg": self.msg}
+        if self.meta:
+            body["meta"] = self.meta
+        return web.Response(status=self.status, text=json.dumps(body), content_type=JSON)
+
+
+def encoding_of(request: web.Request) -> str:
+    """The body encoding of a Twirp request; anything else is a bad route, as in twirp-go."""
+    ctype = request.content_type.lower()
+    if ctype in (PROTOBUF, "application/x-protobuf"):
+        return PROTOBUF
+    if ctype == JSON:
+        return JSON
+    raise TwirpError("bad_route", f"unexpected Content-Type: {request.content_type!r}")
+
+
+def decode(body: bytes, encoding: str, message_type: type[M]) -> M:
+    msg = message_type()
+    try:
+        if encoding == JSON:
+            # twirp-go discards unknown JSON fields.
+            json_format.Parse(body.decode() or "{}", msg, ignore_unknown_fields=True)
+        else:
+            msg.ParseFromString(body)
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
+        kind = "json" if encoding == JSON else "protobuf"
+        raise TwirpError("malformed", f"the {kind} request could not be decoded: {exc}") from exc
+    return msg
+
+
+def encode(msg: Message, encoding: str) -> web.Response:
+    if encoding == JSON:
+        # twirp-go answers JSON with proto field names and unpopulated fields included.
+        text = json_format.MessageToJson(
+            msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+        return web.Response(status=200, text=text, content_type=JSON)
+    return web.Response(status=200, body=msg.SerializeToString(), content_type=PROTOBUF)

@@ -1,0 +1,243 @@
+"""`TelephonyClient`: what a Python backend (and the HTTP API, and the CLI) calls.
+
+It speaks to the room workflows through Temporal and answers with dial-in info built at read time
+from the PIN and the current configuration. Temporal's errors become this module's exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any, NoReturn, TypeVar
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from telephony import contracts
+from telephony.dialin import build_dial_in_info, format_numbers
+from telephony.models import (
+    DialInInfo,
+    LiveKitEvent,
+    RegisterRoom,
+    RoomPolicy,
+    RoomStatus,
+    Schedule,
+    ScheduleWindow,
+    TelephonyConfig,
+    TelephonyState,
+    is_valid_room_id,
+    room_workflow_id,
+)
+from telephony.settings import Settings
+from telephony.temporal import connect_temporal
+
+ROOM_WORKFLOW = "RoomTelephonyWorkflow"
+T = TypeVar("T")
+
+
+class TelephonyError(Exception):
+    """Base of the client's errors; `code` is stable, the message is for people."""
+
+    code = "telephony_error"
+
+
+class RoomNotRegistered(TelephonyError):
+    code = "not_registered"
+
+
+class TelephonyDisabled(TelephonyError):
+    code = "telephony_disabled"
+
+
+class InvalidRoomId(TelephonyError):
+    code = "invalid_room_id"
+
+
+class InvalidSchedule(TelephonyError):
+    code = "invalid_schedule"
+
+
+class PinSpaceExhausted(TelephonyError):
+    code = "pin_space_exhausted"
+
+
+class TelephonyUnavailable(TelephonyError):
+    """Temporal cannot be reached (or did not answer in time): try again later."""
+
+    code = "temporal_unavailable"
+
+
+_ERRORS_BY_TYPE: dict[str, type[TelephonyError]] = {
+    contracts.ROOM_NOT_REGISTERED: RoomNotRegistered,
+    contracts.TELEPHONY_DISABLED: TelephonyDisabled,
+    contracts.INVALID_ROOM_ID: InvalidRoomId,
+    contracts.INVALID_SCHEDULE: InvalidSchedule,
+    contracts.PIN_SPACE_EXHAUSTED: PinSpaceExhausted,
+}
+_UNAVAILABLE_CODES = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+class TelephonyClient:
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.temporal = client
+        self.settings = settings
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, settings: Settings) -> AsyncIterator[TelephonyClient]:
+        try:
+            client = await connect_temporal(settings)
+        except RuntimeError as exc:  # the SDK reports connection failures as RuntimeError
+            raise TelephonyUnavailable(
+                f"Temporal at {settings.temporal_address} is unreachable: {exc}"
+            ) from None
+        yield cls(client, settings)
+
+    # --- rooms --------------------------------------------------------------------------------
+
+    async def register_room(
+        self, room_id: str, schedule: Sequence[ScheduleWindow] | None = None
+    ) -> DialInInfo:
+        """Register (idempotent): the first call allocates the PIN, later calls return it."""
+        self._check_room_id(room_id)
+        if not self.settings.room_telephony_enabled:
+            raise TelephonyDisabled("telephony is disabled (ROOM_TELEPHONY_ENABLED is false)")
+        request = RegisterRoom(
+            room_id=room_id,
+            policy=RoomPolicy.from_settings(self.settings),
+            schedule=list(schedule) if schedule is not None else None,
+        )
+        start = WithStartWorkflowOperation(
+            ROOM_WORKFLOW,
+            {"room_id": room_id},
+            id=room_workflow_id(room_id),
+            task_queue=self.settings.telephony_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(contracts.TELEPHONY_ROOM_ID, room_id),
+                    SearchAttributePair(contracts.TELEPHONY_STATE, TelephonyState.IDLE.value),
+                ]
+            ),
+            result_type=RoomStatus,
+        )
+        status = await self._call(
+            room_id,
+            self.temporal.execute_update_with_start_workflow(
+                "register", request, start_workflow_operation=start, result_type=RoomStatus
+            ),
+        )
+        return self._dial_in(status)
+
+    async def get_status(self, room_id: str) -> RoomStatus:
+        """The room workflow's state; raises `RoomNotRegistered` for an unknown or closed room."""
+        self._check_room_id(room_id)
+        handle = self.temporal.get_workflow_handle(room_workflow_id(room_id))
+        status = await self._call(room_id, handle.query("status", result_type=RoomStatus))
+        if not status.registered:
+            raise RoomNotRegistered(f"room {room_id} is not registered")
+        return status
+
+    async def get_room(self, room_id: str) -> DialInInfo:
+        return self._dial_in(await self.get_status(room_id))
+
+    async def rotate_pin(self, room_id: str) -> DialInInfo:
+        return self._dial_in(await self._update(room_id, "rotate_pin"))
+
+    async def set_schedule(self, room_id: str, windows: Sequence[ScheduleWindow]) -> DialInInfo:
+        schedule = Schedule(windows=list(windows))
+        return self._dial_in(await self._update(room_id, "set_schedule", schedule))
+
+    async def unregister_room(self, room_id: str) -> RoomStatus:
+        """Remove the rule and release the PIN; the room workflow then completes."""
+        return await self._update(room_id, "unregister")
+
+    async def send_event(self, room_id: str, event: LiveKitEvent) -> bool:
+        """Signal a LiveKit event to the room's workflow; False if the room is not registered."""
+        self._check_room_id(room_id)
+        handle = self.temporal.get_workflow_handle(room_workflow_id(room_id))
+        try:
+            await self._call(room_id, handle.signal("livekit_event", event))
+        except RoomNotRegistered:
+            return False
+        return True
+
+    # --- configuration ------------------------------------------------------------------------
+
+    def telephony_config(self) -> TelephonyConfig:
+        settings = self.settings
+        return TelephonyConfig(
+            enabled=settings.room_telephony_enabled,
+            default_country=settings.room_telephony_default_country,
+            numbers=format_numbers(
+                settings.configured_phone_numbers, settings.room_telephony_default_country
+            ),
+            dispatch_mode=settings.room_telephony_dispatch_mode,
+        )
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _dial_in(self, status: RoomStatus) -> DialInInfo:
+        return build_dial_in_info(
+            status,
+            self.settings.configured_phone_numbers,
+            self.settings.room_telephony_default_country,
+        )
+
+    def _check_room_id(self, room_id: str) -> None:
+        if not is_valid_room_id(room_id):
+            raise InvalidRoomId(
+                "room id must be 1-128 characters: letters, digits and ._:@=+- "
+                "(starting with a letter or digit)"
+            )
+
+    async def _update(self, room_id: str, update: str, *args: Any) -> RoomStatus:
+        self._check_room_id(room_id)
+        handle = self.temporal.get_workflow_handle(room_workflow_id(room_id))
+        return await self._call(
+            room_id,
+            handle.execute_update(
+                update, *args, result_type=RoomStatus, rpc_timeout=timedelta(seconds=60)
+            ),
+        )
+
+    async def _call(self, room_id: str, call: Awaitable[T]) -> T:
+        try:
+            result = await call
+        except WorkflowUpdateFailedError as exc:
+            _raise_translated(room_id, exc.cause)
+        except WorkflowQueryFailedError as exc:
+            raise TelephonyError(f"room {room_id}: status query failed: {exc.message}") from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise TelephonyUnavailable(f"room {room_id}: Temporal did not answer in time") from None
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise RoomNotRegistered(f"room {room_id} is not registered") from None
+            if exc.status in _UNAVAILABLE_CODES:
+                raise TelephonyUnavailable(f"Temporal is unavailable: {exc.message}") from None
+            raise TelephonyError(f"room {room_id}: Temporal refused the call: {exc.message}") from None
+        except RuntimeError as exc:  # connection lost inside the SDK's core
+            raise TelephonyUnavailable(f"Temporal is unavailable: {exc}") from None
+        return result
+
+
+def _raise_translated(room_id: str, cause: BaseException | None) -> NoReturn:
+    if isinstance(cause, ApplicationError) and cause.type in _ERRORS_BY_TYPE:
+        raise _ERRORS_BY_TYPE[cause.type](cause.message) from None
+    if isinstance(cause, ApplicationError):
+        raise TelephonyError(f"room {room_id}: {cause.message}") from None
+    raise TelephonyError(f"room {room_id}: the update failed ({type(cause).__name__})") from None

@@ -1,0 +1,265 @@
+"""The service's configuration: one model, read from the environment, checked at start-up.
+
+Names and defaults follow DESIGN.md "Configuration". A bad value stops the process with one line
+that names the variable (`SettingsError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import phonenumbers
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from telephony.durations import parse_duration
+
+
+class DispatchMode(StrEnum):
+    """When a room's dispatch rule exists (besides scheduled windows)."""
+
+    WHILE_ACTIVE = "while_active"
+    ALWAYS = "always"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def _split_list(value: Any) -> Any:
+    """Comma-separated environment values become lists; lists pass through."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return parse_duration(value)
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class SettingsError(Exception):
+    """A setting is invalid. `str()` is one line naming the variable and the reason."""
+
+
+class Settings(BaseSettings):
+    """Every environment variable of the service. Attribute names are the variables, lowercased."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # Seed options (same names and meanings as La Suite Meet).
+    room_telephony_enabled: bool = False
+    room_telephony_pin_length: int = Field(default=10, ge=4, le=16)
+    room_telephony_pin_max_retries: int = Field(default=5, ge=1, le=100)
+    room_telephony_phone_number: str | None = None
+    room_telephony_default_country: str = "US"
+
+    # Added here.
+    room_telephony_phone_numbers: CsvList = Field(default_factory=list)
+    room_telephony_trunk_ids: CsvList = Field(default_factory=list)
+    room_telephony_hide_phone_number: bool = False
+    room_telephony_dispatch_mode: DispatchMode = DispatchMode.WHILE_ACTIVE
+    room_telephony_schedule_lead: Duration = timedelta(minutes=10)
+    room_telephony_liveness_interval: Duration = timedelta(minutes=5)
+    room_telephony_max_session_duration: Duration = timedelta(hours=24)
+
+    livekit_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("livekit_url", "livekit_api_url")
+    )
+    livekit_api_key: str | None = None
+    livekit_api_secret: SecretStr | None = None
+    livekit_webhook_events_filter_regex: str | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool | None = None
+    temporal_tls_client_cert_path: str | None = None
+    temporal_tls_client_key_path: str | None = None
+    temporal_tls_server_ca_cert_path: str | None = None
+    temporal_tls_server_name: str | None = None
+
+    telephony_task_queue: str = Field(default="meet-telephony", min_length=1)
+    telephony_api_token: SecretStr | None = None
+    telephony_gateway_host: str = "127.0.0.1"
+    telephony_gateway_port: int = Field(default=8080, ge=0, le=65535)
+    telephony_worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    telephony_reconcile_interval: Duration = timedelta(minutes=15)
+
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+
+    @field_validator("room_telephony_default_country")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not an ISO 3166 region known to phonenumbers")
+        return region
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^(https?|wss?)://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s):// or ws(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("livekit_webhook_events_filter_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator(
+        "room_telephony_schedule_lead",
+        "room_telephony_liveness_interval",
+        "room_telephony_max_session_duration",
+        "telephony_reconcile_interval",
+    )
+    @classmethod
+    def _positive(cls, value: timedelta, info: Any) -> timedelta:
+        if value < timedelta(0) or (
+            value == timedelta(0) and info.field_name != "room_telephony_schedule_lead"
+        ):
+            raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"{value!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _phone_numbers_parse(self) -> Settings:
+        # Imported here: dialin imports this module for the DispatchMode-free helpers it shares.
+        from telephony.dialin import parse_phone_number
+
+        for variable, values in (
+            ("room_telephony_phone_number", [self.room_telephony_phone_number]),
+            ("room_telephony_phone_numbers", self.room_telephony_phone_numbers),
+        ):
+            for value in values:
+                if value:
+                    try:
+                        parse_phone_number(value, self.room_telephony_default_country)
+                    except ValueError as exc:
+                        raise _FieldError(variable, str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _livekit_credentials_when_enabled(self) -> Settings:
+        if self.room_telephony_enabled:
+            if not self.livekit_url:
+                raise _FieldError(
+                    "livekit_url",
+                    "required (or its alias LIVEKIT_API_URL) when ROOM_TELEPHONY_ENABLED is true",
+                )
+            if not self.livekit_api_key:
+                raise _FieldError("livekit_api_key", "required when ROOM_TELEPHONY_ENABLED is true")
+            if not self.livekit_api_secret or not self.livekit_api_secret.get_secret_value():
+                raise _FieldError(
+                    "livekit_api_secret", "required when ROOM_TELEPHONY_ENABLED is true"
+                )
+        return self
+
+    @property
+    def configured_phone_numbers(self) -> list[str]:
+        """The single seed number first, then the list, without repeats."""
+        numbers = [self.room_telephony_phone_number, *self.room_telephony_phone_numbers]
+        return list(dict.fromkeys(n for n in numbers if n))
+
+
+class _FieldError(ValueError):
+    """Raised inside model validators to name the variable a cross-field check is about."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field.upper()}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (and overrides, by attribute name); `SettingsError` on bad input."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line: the first offending variable, upper-cased as in the environment, and the reason.
+
+    The rejected value is echoed only for fields that cannot hold a secret.
+    """
+    error = exc.errors()[0]
+    location = [str(part) for part in error.get("loc", ()) if not isinstance(part, int)]
+    context = error.get("ctx") or {}
+    cause = context.get("error")
+    if isinstance(cause, _FieldError):
+        return _one_line(f"{cause.field.upper()}: {cause.reason}")
+    variable = _variable_name(location[0]) if location else "SETTINGS"
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    return _one_line(f"{variable}: {message}")
+
+
+def _variable_name(name: str) -> str:
+    """The environment variable the operator set: for an aliased field, the alias actually present.
+
+    Without this, a bad `LIVEKIT_API_URL` would be reported as `LIVEKIT_URL`, a variable that is
+    not in the operator's environment at all.
+    """
+    field = Settings.model_fields.get(name.lower())
+    if field is None:
+        field = next(
+            (
+                f
+                for f in Settings.model_fields.values()
+                if isinstance(f.validation_alias, AliasChoices)
+                and name.lower() in {str(c).lower() for c in f.validation_alias.choices}
+            ),
+            None,
+        )
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        present = {key.upper() for key in os.environ}
+        for choice in field.validation_alias.choices:
+            if str(choice).upper() in present:
+                return str(choice).upper()
+    return name.upper()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

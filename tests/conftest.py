@@ -1,0 +1,7 @@
+"""Fixtures come from `tests/fixtures/`, one module per real component."""
+
+pytest_plugins = [
+    "tests.fixtures.temporal",
+    "tests.fixtures.livekit",
+    "tests.fixtures.stack",
+]

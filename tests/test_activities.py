@@ -1,0 +1,662 @@
+"""The activities inside a real Temporal worker (dev server), against the LiveKit emulator.
+
+Each test runs one activity through a tiny workflow with a fast retry policy, so what is checked
+is what a room workflow would see: the result after Temporal's retries, or the final failure with
+its type, retryability and attempt count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import pytest
+from livekit.api import (
+    CreateSIPDispatchRuleRequest,
+    LiveKitAPI,
+    SIPDispatchRule,
+    SIPDispatchRuleDirect,
+    SIPDispatchRuleInfo,
+)
+from pydantic import BaseModel, Field
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import LiveKitActivities, build_activities, open_livekit_api
+from activities.livekit_errors import LIVEKIT_TRANSPORT_ERROR, LIVEKIT_UNAVAILABLE
+from livekit_emulator import LiveKitEmulator
+from telephony import contracts
+from telephony.models import (
+    MANAGED_BY_ATTRIBUTE,
+    MANAGED_BY_VALUE,
+    ROOM_ID_ATTRIBUTE,
+    EnsureRuleRequest,
+    EnsureRuleResult,
+    ManagedRule,
+    RoomLiveness,
+    dispatch_rule_name,
+)
+from telephony.settings import Settings
+
+T = TypeVar("T")
+
+
+def fast_retry(maximum_attempts: int) -> RetryPolicy:
+    """Short backoff so retried tests stay quick; bounded so a broken activity cannot hang."""
+    return RetryPolicy(
+        initial_interval=timedelta(milliseconds=100),
+        backoff_coefficient=1.5,
+        maximum_interval=timedelta(milliseconds=300),
+        maximum_attempts=maximum_attempts,
+    )
+
+
+# --- the test-only workflows ----------------------------------------------------------------
+
+
+class ActivityCall(BaseModel):
+    activity: str
+    args: list[Any] = Field(default_factory=list)
+    maximum_attempts: int = 10
+
+
+# Not sandboxed: it only forwards one activity call, and the sandbox would re-import this module
+# (emulator, pytest) for every run.
+@workflow.defn(sandboxed=False)
+class CallActivityWorkflow:
+    @workflow.run
+    async def run(self, call: ActivityCall) -> Any:
+        return await workflow.execute_activity(
+            call.activity,
+            args=call.args,
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=fast_retry(call.maximum_attempts),
+        )
+
+
+@workflow.defn(sandboxed=False)
+class IdleWorkflow:
+    """Stays open until signalled; optionally continues as new once first."""
+
+    def __init__(self) -> None:
+        self._finish = False
+
+    @workflow.run
+    async def run(self, continue_once: bool) -> None:
+        if continue_once:
+            workflow.continue_as_new(False)
+        await workflow.wait_condition(lambda: self._finish)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self._finish = True
+
+
+# --- harness --------------------------------------------------------------------------------
+
+
+@dataclass
+class Failure:
+    error: ApplicationError
+    retry_state: RetryState | None
+    attempts: int
+    seconds: float
+
+
+@dataclass
+class Harness:
+    client: Client
+    task_queue: str
+    livekit: LiveKitAPI
+
+    async def call(
+        self, activity: str, *args: Any, result_type: type[T], maximum_attempts: int = 10
+    ) -> T:
+        # By name: the typed overloads do not take `result_type`, which decodes the pydantic model.
+        result: T = await self.client.execute_workflow(
+            "CallActivityWorkflow",
+            ActivityCall(activity=activity, args=list(args), maximum_attempts=maximum_attempts),
+            id=f"call-{activity}-{uuid.uuid4()}",
+            task_queue=self.task_queue,
+            result_type=result_type,
+        )
+        return result
+
+    async def fail(self, activity: str, *args: Any, maximum_attempts: int = 10) -> Failure:
+        """Run an activity expected to fail for good; return the failure Temporal recorded."""
+        workflow_id = f"fail-{activity}-{uuid.uuid4()}"
+        started = time.monotonic()
+        with pytest.raises(WorkflowFailureError) as caught:
+            await self.client.execute_workflow(
+                CallActivityWorkflow.run,
+                ActivityCall(activity=activity, args=list(args), maximum_attempts=maximum_attempts),
+                id=workflow_id,
+                task_queue=self.task_queue,
+            )
+        seconds = time.monotonic() - started
+        activity_error = caught.value.cause
+        assert isinstance(activity_error, ActivityError)
+        assert isinstance(activity_error.cause, ApplicationError)
+        return Failure(
+            error=activity_error.cause,
+            retry_state=activity_error.retry_state,
+            attempts=await self.last_attempt(workflow_id),
+            seconds=seconds,
+        )
+
+    async def last_attempt(self, workflow_id: str) -> int:
+        # The history records the started event of the final attempt only, with its number.
+        history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+        attempts = [
+            event.activity_task_started_event_attributes.attempt
+            for event in history.events
+            if event.HasField("activity_task_started_event_attributes")
+        ]
+        return max(attempts)
+
+
+StartWorker = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def start_worker(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> AsyncIterator[StartWorker]:
+    """Starts a worker on its own task queue; `settings` override the emulator's defaults."""
+    async with AsyncExitStack() as stack:
+
+        async def start(
+            *,
+            make_activities: Callable[[Settings, LiveKitAPI], Sequence[Callable[..., Any]]]
+            | None = None,
+            pin_source: Callable[[int], str] | None = None,
+            **settings_overrides: Any,
+        ) -> Harness:
+            settings = Settings(
+                **{
+                    "livekit_url": emulator.url,
+                    "livekit_api_key": emulator.api_key,
+                    "livekit_api_secret": emulator.api_secret,
+                    **settings_overrides,
+                }
+            )
+            livekit = await stack.enter_async_context(open_livekit_api(settings))
+            activities = (
+                make_activities(settings, livekit)
+                if make_activities
+                else build_activities(settings, livekit, temporal_env.client, pin_source)
+            )
+            task_queue = f"test-activities-{uuid.uuid4()}"
+            worker = Worker(
+                temporal_env.client,
+                task_queue=task_queue,
+                workflows=[CallActivityWorkflow, IdleWorkflow],
+                activities=activities,
+            )
+            await stack.enter_async_context(worker)
+            return Harness(temporal_env.client, task_queue, livekit)
+
+        yield start
+
+
+@pytest.fixture
+async def harness(start_worker: StartWorker) -> Harness:
+    return await start_worker()
+
+
+def new_room() -> str:
+    return f"room-{uuid.uuid4()}"
+
+
+def new_pin() -> str:
+    # Unique across the session: every rule here is a wildcard, so equal PINs would conflict.
+    return "".join(secrets.choice("0123456789") for _ in range(12))
+
+
+def new_number() -> str:
+    return "+3319" + "".join(secrets.choice("0123456789") for _ in range(8))
+
+
+def rules_for_room(emulator: LiveKitEmulator, room_id: str) -> list[SIPDispatchRuleInfo]:
+    return [
+        rule
+        for rule in emulator.dispatch_rules()
+        if rule.rule.dispatch_rule_direct.room_name == room_id
+    ]
+
+
+async def ensure(harness: Harness, room_id: str, pin: str, known: str | None = None) -> Any:
+    return await harness.call(
+        contracts.ENSURE_DISPATCH_RULE,
+        EnsureRuleRequest(room_id=room_id, pin=pin, known_rule_id=known),
+        result_type=EnsureRuleResult,
+    )
+
+
+async def create_unmanaged_rule(livekit: LiveKitAPI, room_id: str, pin: str) -> str:
+    info = await livekit.sip.create_dispatch_rule(
+        CreateSIPDispatchRuleRequest(
+            dispatch_rule=SIPDispatchRuleInfo(
+                name="someone else's",
+                rule=SIPDispatchRule(
+                    dispatch_rule_direct=SIPDispatchRuleDirect(room_name=room_id, pin=pin)
+                ),
+            )
+        )
+    )
+    return info.sip_dispatch_rule_id
+
+
+# --- ensure_dispatch_rule ---------------------------------------------------------------------
+
+
+async def test_ensure_creates_a_managed_direct_rule_for_the_room(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    room_id, pin = new_room(), new_pin()
+
+    result = await ensure(harness, room_id, pin)
+
+    assert result.adopted is False
+    [rule] = rules_for_room(emulator, room_id)
+    assert rule.sip_dispatch_rule_id == result.rule_id
+    assert rule.name == dispatch_rule_name(room_id)
+    assert rule.rule.dispatch_rule_direct.pin == pin
+    assert dict(rule.attributes) == {
+        MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE,
+        ROOM_ID_ATTRIBUTE: room_id,
+    }
+    assert list(rule.trunk_ids) == []  # no configured trunks: every trunk
+
+
+async def test_ensure_applies_configured_trunks_and_hidden_phone_number(
+    start_worker: StartWorker, emulator: LiveKitEmulator
+) -> None:
+    trunk_id = await emulator.create_inbound_trunk(numbers=[new_number()], name="trunk")
+    harness = await start_worker(
+        room_telephony_trunk_ids=[trunk_id], room_telephony_hide_phone_number=True
+    )
+    room_id = new_room()
+
+    await ensure(harness, room_id, new_pin())
+
+    [rule] = rules_for_room(emulator, room_id)
+    assert list(rule.trunk_ids) == [trunk_id]
+    assert rule.hide_phone_number is True
+
+
+async def test_lost_create_response_is_retried_and_adopts_the_stored_rule(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    room_id, pin = new_room(), new_pin()
+    emulator.faults.apply_then_fail("CreateSIPDispatchRule")
+
+    result = await ensure(harness, room_id, pin)
+
+    [rule] = rules_for_room(emulator, room_id)
+    assert result == EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=True)
+
+
+async def test_unavailable_burst_is_ridden_out(harness: Harness, emulator: LiveKitEmulator) -> None:
+    room_id = new_room()
+    emulator.faults.fail_next("CreateSIPDispatchRule", code="unavailable", count=3)
+
+    result = await ensure(harness, room_id, new_pin())
+
+    [rule] = rules_for_room(emulator, room_id)
+    assert result == EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=False)
+
+
+async def test_unavailable_failure_is_retryable_until_attempts_run_out(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    emulator.faults.fail_next("ListRooms", code="unavailable", count=5)
+
+    failure = await harness.fail(contracts.CHECK_ROOM_LIVENESS, new_room(), maximum_attempts=2)
+
+    assert failure.error.type == LIVEKIT_UNAVAILABLE
+    assert failure.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+    assert failure.attempts == 2
+
+
+async def test_wrong_secret_fails_fast_as_non_retryable_credentials_rejected(
+    start_worker: StartWorker,
+) -> None:
+    wrong_secret = "not-the-secret-" + secrets.token_hex(16)
+    harness = await start_worker(livekit_api_secret=wrong_secret)
+
+    failure = await harness.fail(
+        contracts.ENSURE_DISPATCH_RULE, EnsureRuleRequest(room_id=new_room(), pin=new_pin())
+    )
+
+    assert failure.error.type == contracts.LIVEKIT_CREDENTIALS_REJECTED
+    assert failure.error.non_retryable
+    assert failure.retry_state == RetryState.NON_RETRYABLE_FAILURE
+    assert failure.attempts == 1
+    assert failure.seconds < 5
+    assert wrong_secret not in failure.error.message
+
+
+async def test_invalid_argument_is_non_retryable(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    emulator.faults.fail_next("ListRooms", code="invalid_argument")
+
+    failure = await harness.fail(contracts.CHECK_ROOM_LIVENESS, new_room())
+
+    assert failure.error.type == contracts.LIVEKIT_INVALID_ARGUMENT
+    assert failure.attempts == 1
+
+
+async def test_unreachable_livekit_is_a_retryable_transport_error(
+    start_worker: StartWorker,
+) -> None:
+    # Port 9 on loopback: nothing listens, the connection is refused at once.
+    harness = await start_worker(livekit_url="http://127.0.0.1:9")
+
+    failure = await harness.fail(contracts.CHECK_ROOM_LIVENESS, new_room(), maximum_attempts=2)
+
+    assert failure.error.type == LIVEKIT_TRANSPORT_ERROR
+    assert failure.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+
+
+async def test_pin_held_by_another_rooms_rule_is_non_retryable(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    pin = new_pin()
+    other = await ensure(harness, new_room(), pin)
+    room_id = new_room()
+
+    failure = await harness.fail(
+        contracts.ENSURE_DISPATCH_RULE, EnsureRuleRequest(room_id=room_id, pin=pin)
+    )
+
+    assert failure.error.type == contracts.PIN_HELD_BY_ANOTHER_RULE
+    assert failure.attempts == 1
+    assert other.rule_id in failure.error.message
+    assert room_id in failure.error.message
+    assert pin not in failure.error.message
+    assert rules_for_room(emulator, room_id) == []
+
+
+async def test_pin_held_by_an_unmanaged_rule_for_the_same_room_is_not_adopted(
+    harness: Harness,
+) -> None:
+    room_id, pin = new_room(), new_pin()
+    foreign = await create_unmanaged_rule(harness.livekit, room_id, pin)
+
+    failure = await harness.fail(
+        contracts.ENSURE_DISPATCH_RULE, EnsureRuleRequest(room_id=room_id, pin=pin)
+    )
+
+    assert failure.error.type == contracts.PIN_HELD_BY_ANOTHER_RULE
+    assert foreign in failure.error.message
+
+
+async def test_ensure_with_known_rule_id_adopts_it(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    room_id, pin = new_room(), new_pin()
+    first = await ensure(harness, room_id, pin)
+    # Any create would now fail: adoption must come from the lookup by id alone.
+    emulator.faults.fail_next("CreateSIPDispatchRule", code="internal", count=100)
+    try:
+        again = await ensure(harness, room_id, pin, known=first.rule_id)
+    finally:
+        emulator.faults.clear()
+
+    assert again == EnsureRuleResult(rule_id=first.rule_id, adopted=True)
+    assert len(rules_for_room(emulator, room_id)) == 1
+
+
+async def test_ensure_with_a_vanished_known_rule_id_creates_a_new_rule(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    room_id, pin = new_room(), new_pin()
+    first = await ensure(harness, room_id, pin)
+    await harness.call(contracts.DELETE_DISPATCH_RULE, first.rule_id, result_type=bool)
+
+    again = await ensure(harness, room_id, pin, known=first.rule_id)
+
+    [rule] = rules_for_room(emulator, room_id)
+    assert again == EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=False)
+    assert again.rule_id != first.rule_id
+
+
+# --- delete_dispatch_rule -------------------------------------------------------------------
+
+
+async def test_delete_twice_reports_already_gone_the_second_time(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    room_id = new_room()
+    created = await ensure(harness, room_id, new_pin())
+
+    first = await harness.call(contracts.DELETE_DISPATCH_RULE, created.rule_id, result_type=bool)
+    second = await harness.call(contracts.DELETE_DISPATCH_RULE, created.rule_id, result_type=bool)
+
+    assert (first, second) == (True, False)
+    assert rules_for_room(emulator, room_id) == []
+
+
+async def test_delete_whose_response_was_lost_still_completes(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    room_id = new_room()
+    created = await ensure(harness, room_id, new_pin())
+    emulator.faults.apply_then_fail("DeleteSIPDispatchRule")
+
+    deleted = await harness.call(contracts.DELETE_DISPATCH_RULE, created.rule_id, result_type=bool)
+
+    # The first attempt deleted it; the retry found it gone, which counts as done.
+    assert deleted is False
+    assert rules_for_room(emulator, room_id) == []
+
+
+# --- check_room_liveness --------------------------------------------------------------------
+
+
+async def test_liveness_of_an_open_room_reports_its_sid(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    room_id = new_room()
+    room = await emulator.create_room(room_id)
+
+    liveness = await harness.call(contracts.CHECK_ROOM_LIVENESS, room_id, result_type=RoomLiveness)
+
+    assert liveness == RoomLiveness(exists=True, sid=room.sid)
+    assert room.sid.startswith("RM_")
+
+
+async def test_liveness_of_an_unknown_room_is_false(harness: Harness) -> None:
+    liveness = await harness.call(
+        contracts.CHECK_ROOM_LIVENESS, new_room(), result_type=RoomLiveness
+    )
+
+    assert liveness == RoomLiveness(exists=False, sid=None)
+
+
+# --- list_trunk_numbers ---------------------------------------------------------------------
+
+
+async def test_trunk_numbers_are_listed_without_repeats(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    a, b, c = new_number(), new_number(), new_number()
+    await emulator.create_inbound_trunk(numbers=[a, b, a], name="one")
+    await emulator.create_inbound_trunk(numbers=[c], name="two")
+
+    numbers = await harness.call(contracts.LIST_TRUNK_NUMBERS, result_type=list[str])
+
+    assert {a, b, c} <= set(numbers)
+    assert len(numbers) == len(set(numbers))
+
+
+async def test_trunk_numbers_are_restricted_to_configured_trunks(
+    start_worker: StartWorker, emulator: LiveKitEmulator
+) -> None:
+    a, b, c = new_number(), new_number(), new_number()
+    wanted = await emulator.create_inbound_trunk(numbers=[a, b], name="wanted")
+    await emulator.create_inbound_trunk(numbers=[c], name="other")
+    harness = await start_worker(room_telephony_trunk_ids=[wanted])
+
+    numbers = await harness.call(contracts.LIST_TRUNK_NUMBERS, result_type=list[str])
+
+    assert numbers == [a, b]
+
+
+# --- list_managed_rules ---------------------------------------------------------------------
+
+
+def small_pages(settings: Settings, livekit: LiveKitAPI) -> list[Callable[..., Any]]:
+    lk = LiveKitActivities(settings, livekit, rule_page_size=2)
+    return [lk.ensure_dispatch_rule, lk.list_managed_rules]
+
+
+async def test_managed_rules_are_listed_across_pages_without_unmanaged_rules(
+    start_worker: StartWorker,
+) -> None:
+    harness = await start_worker(make_activities=small_pages)
+    rooms = {new_room(): new_pin() for _ in range(5)}
+    created = {room_id: await ensure(harness, room_id, pin) for room_id, pin in rooms.items()}
+    unmanaged_room = new_room()
+    unmanaged = await create_unmanaged_rule(harness.livekit, unmanaged_room, new_pin())
+
+    listed = await harness.call(contracts.LIST_MANAGED_RULES, result_type=list[ManagedRule])
+
+    by_id = {rule.rule_id: rule for rule in listed}
+    assert unmanaged not in by_id
+    for room_id, pin in rooms.items():
+        rule_id = created[room_id].rule_id
+        assert by_id[rule_id] == ManagedRule(
+            rule_id=rule_id, room_id=room_id, room_name=room_id, pin=pin
+        )
+    assert len(by_id) == len(listed)
+
+
+# --- draw_pin -------------------------------------------------------------------------------
+
+
+async def test_draw_pin_returns_digits_of_the_requested_length(harness: Harness) -> None:
+    pin = await harness.call(contracts.DRAW_PIN, 10, result_type=str)
+
+    assert len(pin) == 10
+    assert pin.isdigit()
+
+
+async def test_draw_pin_uses_the_injected_source(start_worker: StartWorker) -> None:
+    sequence = iter(["1111", "1111", "2222"])
+    harness = await start_worker(pin_source=lambda length: next(sequence))
+
+    pins = [await harness.call(contracts.DRAW_PIN, 4, result_type=str) for _ in range(3)]
+
+    assert pins == ["1111", "1111", "2222"]
+
+
+# --- is_workflow_open -----------------------------------------------------------------------
+
+
+async def start_idle(harness: Harness, *, continue_once: bool = False) -> str:
+    workflow_id = f"idle-{uuid.uuid4()}"
+    await harness.client.start_workflow(
+        IdleWorkflow.run, continue_once, id=workflow_id, task_queue=harness.task_queue
+    )
+    return workflow_id
+
+
+async def test_running_workflow_is_open(harness: Harness) -> None:
+    workflow_id = await start_idle(harness)
+
+    is_open = await harness.call(contracts.IS_WORKFLOW_OPEN, workflow_id, result_type=bool)
+
+    await harness.client.get_workflow_handle(workflow_id).signal(IdleWorkflow.finish)
+    assert is_open is True
+
+
+async def test_workflow_that_continued_as_new_is_open(harness: Harness) -> None:
+    workflow_id = f"idle-{uuid.uuid4()}"
+    first = await harness.client.start_workflow(
+        IdleWorkflow.run, True, id=workflow_id, task_queue=harness.task_queue
+    )
+    latest = harness.client.get_workflow_handle(workflow_id)
+    # The check is about the chain: wait until the first run has handed over to its successor.
+    for _ in range(200):
+        if (await latest.describe()).run_id != first.first_execution_run_id:
+            break
+        await asyncio.sleep(0.05)
+    first_run = harness.client.get_workflow_handle(workflow_id, run_id=first.first_execution_run_id)
+    assert (await first_run.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+    is_open = await harness.call(contracts.IS_WORKFLOW_OPEN, workflow_id, result_type=bool)
+
+    await latest.signal(IdleWorkflow.finish)
+    assert is_open is True
+
+
+async def test_completed_workflow_is_not_open(harness: Harness) -> None:
+    workflow_id = await start_idle(harness)
+    handle = harness.client.get_workflow_handle(workflow_id)
+    await handle.signal(IdleWorkflow.finish)
+    await handle.result()
+
+    is_open = await harness.call(contracts.IS_WORKFLOW_OPEN, workflow_id, result_type=bool)
+
+    assert is_open is False
+
+
+async def test_unknown_workflow_is_not_open(harness: Harness) -> None:
+    is_open = await harness.call(
+        contracts.IS_WORKFLOW_OPEN, f"never-started-{uuid.uuid4()}", result_type=bool
+    )
+
+    assert is_open is False
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def test_build_activities_registers_every_activity_name_once() -> None:
+    settings = Settings(livekit_url="http://127.0.0.1:1", livekit_api_key="k")
+    # Never called: only the bound methods are collected.
+    livekit = object.__new__(LiveKitAPI)
+    client = object.__new__(Client)
+
+    names = [
+        str(activity._Definition.must_from_callable(fn).name)
+        for fn in build_activities(settings, livekit, client)
+    ]
+
+    assert sorted(names) == sorted(
+        [
+            contracts.ENSURE_DISPATCH_RULE,
+            contracts.DELETE_DISPATCH_RULE,
+            contracts.CHECK_ROOM_LIVENESS,
+            contracts.LIST_TRUNK_NUMBERS,
+            contracts.LIST_MANAGED_RULES,
+            contracts.DRAW_PIN,
+            contracts.IS_WORKFLOW_OPEN,
+        ]
+    )
+
+
+def test_build_activities_without_temporal_client_leaves_out_is_workflow_open() -> None:
+    settings = Settings(livekit_url="http://127.0.0.1:1", livekit_api_key="k")
+    livekit = object.__new__(LiveKitAPI)
+
+    names = {
+        str(activity._Definition.must_from_callable(fn).name)
+        for fn in build_activities(settings, livekit, None)
+    }
+
+    assert contracts.IS_WORKFLOW_OPEN not in names

@@ -1,0 +1,79 @@
+"""The worker process: room workflows, PIN leases, reconciliation and every LiveKit side effect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from activities import PinSource, build_activities, open_livekit_api
+from telephony.settings import Settings
+from telephony.temporal import connect_temporal
+from worker.search_attributes import ensure_search_attributes
+from workflows.pin_lease import PinLeaseWorkflow
+from workflows.room import RoomTelephonyWorkflow
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS: Sequence[type] = (RoomTelephonyWorkflow, PinLeaseWorkflow)
+# In-flight activities get this long to finish on shutdown; Temporal retries the rest elsewhere.
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting Temporal SDK metrics in Prometheus format, if a port is configured."""
+    if settings.telephony_worker_metrics_port is None:
+        return None
+    address = f"{settings.telephony_gateway_host}:{settings.telephony_worker_metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings,
+    client: Client,
+    *,
+    pin_source: PinSource | None = None,
+) -> AsyncIterator[Worker]:
+    """A started worker on `TELEPHONY_TASK_QUEUE`, shut down gracefully on exit."""
+    async with open_livekit_api(settings) as livekit:
+        worker = Worker(
+            client,
+            task_queue=settings.telephony_task_queue,
+            workflows=list(WORKFLOWS),
+            activities=build_activities(settings, livekit, client, pin_source=pin_source),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        async with worker:
+            yield worker
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Connect, register search attributes, and run until `stop` is set (or SIGTERM/SIGINT)."""
+    stop = stop or _stop_on_signals()
+    client = await connect_temporal(settings, runtime=metrics_runtime(settings))
+    await ensure_search_attributes(client)
+    async with running_worker(settings, client):
+        log.info(
+            "worker running on task queue %s (namespace %s)",
+            settings.telephony_task_queue,
+            settings.temporal_namespace,
+        )
+        await stop.wait()
+        log.info("stopping: waiting up to %ss for in-flight activities", GRACEFUL_SHUTDOWN.seconds)
+    log.info("worker stopped")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,378 @@
+"""`RoomTelephonyWorkflow`: one per room, for the room's whole life.
+
+Handlers change the *desired* state (registration, PIN, schedule, sessions); the run loop alone
+talks to LiveKit, reconciling the dispatch rule until actual = desired, and sleeps until the next
+message or deadline (liveness check, max session duration, schedule boundary, retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from telephony import contracts
+    from telephony.models import (
+        EnsureRuleRequest,
+        EnsureRuleResult,
+        LiveKitEvent,
+        PinLeaseRequest,
+        RegisterRoom,
+        RoomLiveness,
+        RoomStatus,
+        Schedule,
+        is_valid_room_id,
+        pin_lease_workflow_id,
+    )
+    from workflows.pin_lease import PinLeaseWorkflow
+    from workflows.state import ObservedRules, RoomWorkflowInput, RoomWorkflowState, RuleRef
+
+# LiveKit calls retry with backoff until they succeed; only non-retryable errors come back.
+LIVEKIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+LIVEKIT_CALL_TIMEOUT = timedelta(seconds=30)
+# After a non-retryable failure (bad credentials, PIN conflict) reconciliation is tried again later.
+ERROR_RETRY_DELAY = timedelta(minutes=1)
+# A workflow started without a registration (rejected or failed) does not linger.
+REGISTRATION_GRACE = timedelta(minutes=1)
+# How long an update waits for LiveKit to reflect it before answering with the current state.
+CONVERGENCE_WAIT = timedelta(seconds=30)
+LEASE_CHECK_INTERVAL = timedelta(minutes=10)
+
+
+@workflow.defn(name="RoomTelephonyWorkflow")
+class RoomTelephonyWorkflow:
+    @workflow.init
+    def __init__(self, input: RoomWorkflowInput) -> None:
+        self.state = input.state or RoomWorkflowState(room_id=input.room_id)
+        # Serializes PIN allocation between concurrent register/rotate handlers.
+        self.pin_lock = asyncio.Lock()
+        self.changed = False
+        self.published_state: str | None = None
+
+    @workflow.run
+    async def run(self, input: RoomWorkflowInput) -> RoomStatus:
+        if not self.state.registered:
+            try:
+                await workflow.wait_condition(
+                    lambda: self.state.registered or self.state.registration_failed,
+                    timeout=REGISTRATION_GRACE,
+                )
+            except TimeoutError:
+                pass
+            if not self.state.registered:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self.state.status()
+
+        while True:
+            # Cleared before reconciling: a message handled meanwhile sets it again, so the loop
+            # goes round once more instead of sleeping on a change it has not applied.
+            self.changed = False
+            await self._reconcile()
+            if self._done():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._done():
+                    return self.state.status()
+                continue
+            if self._continue_as_new_due():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._continue_as_new_due():
+                    self.state.sessions_ended = 0
+                    workflow.continue_as_new(
+                        RoomWorkflowInput(room_id=self.state.room_id, state=self.state)
+                    )
+                continue
+            await self._sleep_until_next_change()
+
+    # --- messages -----------------------------------------------------------------------------
+
+    @workflow.update
+    async def register(self, request: RegisterRoom) -> RoomStatus:
+        self.state.policy = request.policy
+        if request.schedule is not None:
+            self.state.schedule = list(request.schedule)
+        if self.state.unregistered:
+            # Registered again before the previous unregistration finished: the room lives on.
+            self.state.unregistered = False
+        async with self.pin_lock:
+            if self.state.pin is None:
+                try:
+                    self.state.pin = await self._lease_new_pin()
+                except ApplicationError:
+                    if not self.state.registered:
+                        self.state.registration_failed = True
+                    raise
+            self.state.registered = True
+        self._wake()
+        return self.state.status()
+
+    @register.validator
+    def _validate_register(self, request: RegisterRoom) -> None:
+        if not request.policy.enabled:
+            raise ApplicationError(
+                "telephony is disabled (ROOM_TELEPHONY_ENABLED is false)",
+                type=contracts.TELEPHONY_DISABLED,
+            )
+        if request.room_id != self.state.room_id or not is_valid_room_id(request.room_id):
+            raise ApplicationError(
+                f"{request.room_id!r} is not a valid room id for this workflow",
+                type=contracts.INVALID_ROOM_ID,
+            )
+
+    @workflow.update
+    async def rotate_pin(self) -> RoomStatus:
+        async with self.pin_lock:
+            old_pin = self.state.pin
+            self.state.pin = await self._lease_new_pin()
+            if old_pin is not None:
+                self.state.pins_to_release.append(old_pin)
+        self._wake()
+        await self._wait_converged()
+        return self.state.status()
+
+    @rotate_pin.validator
+    def _validate_rotate_pin(self) -> None:
+        self._require_registered()
+
+    @workflow.update
+    async def set_schedule(self, schedule: Schedule) -> RoomStatus:
+        self.state.schedule = list(schedule.windows)
+        self._wake()
+        await self._wait_converged()
+        return self.state.status()
+
+    @set_schedule.validator
+    def _validate_set_schedule(self, schedule: Schedule) -> None:
+        self._require_registered()
+
+    @workflow.update
+    async def unregister(self) -> RoomStatus:
+        self.state.unregistered = True
+        self._wake()
+        await self._wait_converged()
+        return self.state.status()
+
+    @unregister.validator
+    def _validate_unregister(self) -> None:
+        self._require_registered()
+
+    @workflow.signal
+    def livekit_event(self, event: LiveKitEvent) -> None:
+        if self.state.apply_event(event, workflow.now()):
+            self._wake()
+
+    @workflow.signal
+    def observed_rules(self, observed: ObservedRules) -> None:
+        """Reconciliation saw these managed rules for this room in LiveKit."""
+        if self.state.rule is not None and self.state.rule.rule_id not in observed.rule_ids:
+            # Our rule vanished; re-create it (a conflict with one created since is adopted).
+            self.state.rule = None
+        current = self.state.rule.rule_id if self.state.rule else None
+        for rule_id in observed.rule_ids:
+            if rule_id != current and rule_id not in self.state.stray_rule_ids:
+                self.state.stray_rule_ids.append(rule_id)
+        self._wake()
+
+    @workflow.query
+    def status(self) -> RoomStatus:
+        return self.state.status()
+
+    def _require_registered(self) -> None:
+        if not self.state.registered or self.state.unregistered:
+            raise ApplicationError(
+                f"room {self.state.room_id} is not registered", type=contracts.ROOM_NOT_REGISTERED
+            )
+
+    # --- PIN leases ---------------------------------------------------------------------------
+
+    async def _lease_new_pin(self) -> str:
+        """Draw PINs until a lease starts; the lease's workflow id is the uniqueness check."""
+        policy = self.state.policy
+        assert policy is not None
+        owner = workflow.info().workflow_id
+        for _ in range(policy.pin_max_retries):
+            pin = await workflow.execute_activity(
+                contracts.DRAW_PIN,
+                policy.pin_length,
+                result_type=str,
+                start_to_close_timeout=timedelta(seconds=10),
+            )
+            try:
+                await workflow.start_child_workflow(
+                    PinLeaseWorkflow.run,
+                    PinLeaseRequest(
+                        pin=pin, owner_workflow_id=owner, check_interval=LEASE_CHECK_INTERVAL
+                    ),
+                    id=pin_lease_workflow_id(pin),
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                )
+            except WorkflowAlreadyStartedError:
+                workflow.logger.info("drawn PIN is leased by another room; drawing again")
+                continue
+            return pin
+        raise ApplicationError(
+            f"no free {policy.pin_length}-digit PIN found in {policy.pin_max_retries} draws; "
+            "raise ROOM_TELEPHONY_PIN_LENGTH (or ROOM_TELEPHONY_PIN_MAX_RETRIES)",
+            type=contracts.PIN_SPACE_EXHAUSTED,
+            non_retryable=True,
+        )
+
+    async def _release_leases(self, pins: list[str]) -> None:
+        owner = workflow.info().workflow_id
+        for pin in pins:
+            try:
+                await workflow.get_external_workflow_handle(pin_lease_workflow_id(pin)).signal(
+                    PinLeaseWorkflow.release, owner
+                )
+            except Exception as exc:  # noqa: BLE001 - a lease already gone is released
+                workflow.logger.info("lease already closed (%s)", type(exc).__name__)
+
+    # --- reconciliation -----------------------------------------------------------------------
+
+    async def _reconcile(self) -> None:
+        """Drive LiveKit to the desired state; record (never raise) non-retryable failures."""
+        state = self.state
+        now = workflow.now()
+        state.prune_schedule(now)
+        try:
+            await self._check_session(now)
+            if state.rule_wanted(workflow.now()):
+                await self._ensure_rule()
+            elif state.rule is not None:
+                await self._delete_rule(state.rule.rule_id)
+                state.rule = None
+            for rule_id in list(state.stray_rule_ids):
+                await self._delete_rule(rule_id)
+                state.stray_rule_ids.remove(rule_id)
+            # A PIN is free again only once no rule of ours routes it.
+            releasable = [p for p in state.pins_to_release if not self._rule_uses(p)]
+            if state.unregistered and state.rule is None and state.pin is not None:
+                releasable.append(state.pin)
+            if releasable:
+                await self._release_leases(releasable)
+                state.pins_to_release = [p for p in state.pins_to_release if p not in releasable]
+                if state.unregistered and state.pin in releasable:
+                    state.pin = None
+            state.last_error = None
+            state.retry_at = None
+        except ActivityError as err:
+            cause = err.cause
+            kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            state.last_error = f"{kind}: {message}"
+            state.retry_at = workflow.now() + ERROR_RETRY_DELAY
+            workflow.logger.warning("reconciliation failed, retrying later: %s", state.last_error)
+        self._publish_state()
+
+    def _rule_uses(self, pin: str) -> bool:
+        return self.state.rule is not None and self.state.rule.pin == pin
+
+    async def _check_session(self, now: datetime) -> None:
+        state = self.state
+        if state.session_expired(now):
+            workflow.logger.info("session reached the maximum duration; closing it")
+            state.end_session()
+        if not state.liveness_check_due(now) or state.session is None:
+            return
+        liveness = await workflow.execute_activity(
+            contracts.CHECK_ROOM_LIVENESS,
+            state.room_id,
+            result_type=RoomLiveness,
+            start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
+            retry_policy=LIVEKIT_RETRY,
+        )
+        session = state.session
+        if session is None:  # ended by an event while the check ran
+            return
+        if liveness.exists and liveness.sid == session.sid:
+            state.session = session.model_copy(update={"last_liveness_check": workflow.now()})
+            return
+        workflow.logger.info("room is no longer live in LiveKit; closing the session")
+        state.end_session()
+        if liveness.exists and liveness.sid and liveness.sid not in state.closed_sids:
+            # A newer incarnation is live (its room_started may still be on its way).
+            state.start_session(liveness.sid, workflow.now(), workflow.now())
+
+    async def _ensure_rule(self) -> None:
+        state = self.state
+        assert state.pin is not None
+        current = state.rule
+        if current is not None and current.pin == state.pin:
+            return
+        result = await workflow.execute_activity(
+            contracts.ENSURE_DISPATCH_RULE,
+            EnsureRuleRequest(room_id=state.room_id, pin=state.pin),
+            result_type=EnsureRuleResult,
+            start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
+            retry_policy=LIVEKIT_RETRY,
+        )
+        state.rule = RuleRef(rule_id=result.rule_id, pin=state.pin)
+        if current is not None and current.rule_id != result.rule_id:
+            # PIN rotated: the new rule routes callers now; the old PIN stops routing.
+            await self._delete_rule(current.rule_id)
+
+    async def _delete_rule(self, rule_id: str) -> None:
+        await workflow.execute_activity(
+            contracts.DELETE_DISPATCH_RULE,
+            rule_id,
+            result_type=bool,
+            start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
+            retry_policy=LIVEKIT_RETRY,
+        )
+
+    # --- loop helpers -------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self.changed = True
+
+    async def _sleep_until_next_change(self) -> None:
+        now = workflow.now()
+        deadline = self.state.next_deadline(now)
+        timeout = max(deadline - now, timedelta(seconds=1)) if deadline else None
+        try:
+            await workflow.wait_condition(
+                lambda: self.changed or self._continue_as_new_due(), timeout=timeout
+            )
+        except TimeoutError:
+            pass
+
+    async def _wait_converged(self) -> None:
+        """Let an update answer with LiveKit's new state, unless LiveKit is slow to get there."""
+        try:
+            await workflow.wait_condition(
+                lambda: not self.changed and self.state.converged(workflow.now()),
+                timeout=CONVERGENCE_WAIT,
+            )
+        except TimeoutError:
+            pass
+
+    def _done(self) -> bool:
+        return self.state.unregistered and self.state.converged(workflow.now())
+
+    def _continue_as_new_due(self) -> bool:
+        """After a finished session, or when history is long; never with LiveKit out of step."""
+        if not self.state.converged(workflow.now()):
+            return False
+        info = workflow.info()
+        threshold = self.state.history_event_threshold
+        if threshold is not None and info.get_current_history_length() >= threshold:
+            return True
+        return self.state.sessions_ended > 0 or info.is_continue_as_new_suggested()
+
+    def _publish_state(self) -> None:
+        value = self.state.telephony_state.value
+        if value != self.published_state:
+            workflow.upsert_search_attributes(
+                [
+                    contracts.TELEPHONY_ROOM_ID.value_set(self.state.room_id),
+                    contracts.TELEPHONY_STATE.value_set(value),
+                ]
+            )
+            self.published_state = value

@@ -1,0 +1,221 @@
+"""The room workflow's whole state: one serializable object, carried through continue-as-new.
+
+Pure data and pure functions of (state, now): no Temporal calls here, so the rules that decide
+what the room should look like can be unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from telephony.models import (
+    LiveKitEvent,
+    LiveKitEventKind,
+    RoomPolicy,
+    RoomSession,
+    RoomStatus,
+    ScheduleWindow,
+    TelephonyState,
+)
+from telephony.settings import DispatchMode
+
+# Bounded memories for idempotence: enough to absorb LiveKit's redeliveries, small enough to
+# carry through continue-as-new.
+SEEN_EVENT_IDS_KEPT = 256
+CLOSED_SIDS_KEPT = 64
+
+
+class RuleRef(BaseModel):
+    """A dispatch rule that exists in LiveKit (as far as this workflow knows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule_id: str
+    pin: str
+
+
+class LiveSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sid: str
+    started_at: AwareDatetime  # LiveKit's clock (event created_at): orders incarnations
+    opened_at: AwareDatetime  # workflow clock: liveness and max-duration deadlines
+    last_liveness_check: AwareDatetime
+
+
+class RoomWorkflowState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    room_id: str
+    registered: bool = False
+    unregistered: bool = False
+    registration_failed: bool = False
+    policy: RoomPolicy | None = None
+    pin: str | None = None
+    # Old PINs whose leases are released once no rule uses them any more.
+    pins_to_release: list[str] = Field(default_factory=list)
+    rule: RuleRef | None = None
+    # Managed rules for this room seen in LiveKit that are not `rule`: deleted by reconcile.
+    stray_rule_ids: list[str] = Field(default_factory=list)
+    session: LiveSession | None = None
+    latest_session_started_at: AwareDatetime | None = None
+    closed_sids: list[str] = Field(default_factory=list)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    schedule: list[ScheduleWindow] = Field(default_factory=list)
+    sessions_ended: int = 0  # since this run started; a finished session ends the run
+    last_error: str | None = None
+    retry_at: AwareDatetime | None = None
+    # Test seam: continue-as-new once history is this long (None: when Temporal suggests it).
+    history_event_threshold: int | None = None
+
+    # --- events -------------------------------------------------------------------------------
+
+    def apply_event(self, event: LiveKitEvent, now: datetime) -> bool:
+        """Apply a LiveKit event; idempotent and order-free. True if the session changed."""
+        if self.unregistered or not self.registered:
+            return False
+        if event.event_id in self.seen_event_ids:
+            return False
+        self.seen_event_ids = [*self.seen_event_ids, event.event_id][-SEEN_EVENT_IDS_KEPT:]
+        if event.room_sid in self.closed_sids:
+            return False  # that incarnation is over; late or duplicated news of it changes nothing
+        if event.kind is LiveKitEventKind.FINISHED:
+            self._close_sid(event.room_sid)
+            if self.session is not None and self.session.sid == event.room_sid:
+                self.end_session()
+                return True
+            return False
+        # `started`, or participant/track activity proving the incarnation is live.
+        if self.session is not None:
+            if self.session.sid == event.room_sid:
+                return False
+            if event.created_at < self.session.started_at:
+                self._close_sid(event.room_sid)  # an older incarnation than the live one
+                return False
+            self.end_session()  # a newer incarnation replaces the live one
+        elif (
+            self.latest_session_started_at is not None
+            and event.created_at < self.latest_session_started_at
+        ):
+            self._close_sid(event.room_sid)  # older than a session already seen: stale
+            return False
+        self.start_session(event.room_sid, event.created_at, now)
+        return True
+
+    def start_session(self, sid: str, started_at: datetime, now: datetime) -> None:
+        self.session = LiveSession(
+            sid=sid, started_at=started_at, opened_at=now, last_liveness_check=now
+        )
+        if self.latest_session_started_at is None or started_at > self.latest_session_started_at:
+            self.latest_session_started_at = started_at
+
+    def end_session(self) -> None:
+        if self.session is None:
+            return
+        self._close_sid(self.session.sid)
+        self.session = None
+        self.sessions_ended += 1
+
+    def _close_sid(self, sid: str) -> None:
+        if sid not in self.closed_sids:
+            self.closed_sids = [*self.closed_sids, sid][-CLOSED_SIDS_KEPT:]
+
+    # --- desired state ------------------------------------------------------------------------
+
+    def in_scheduled_window(self, now: datetime) -> bool:
+        lead = self.policy.schedule_lead if self.policy else timedelta(0)
+        return any(w.starts_at - lead <= now < w.ends_at for w in self.schedule)
+
+    def rule_wanted(self, now: datetime) -> bool:
+        """The dispatch rule should exist: registered and (live, `always`, or in a window)."""
+        if not self.registered or self.unregistered or self.pin is None or self.policy is None:
+            return False
+        return (
+            self.session is not None
+            or self.policy.dispatch_mode is DispatchMode.ALWAYS
+            or self.in_scheduled_window(now)
+        )
+
+    def converged(self, now: datetime) -> bool:
+        """LiveKit matches the desired state and no lease waits for release."""
+        if self.stray_rule_ids or self.pins_to_release:
+            return False
+        if self.unregistered and self.pin is not None:
+            return False  # the PIN's lease is released last
+        if self.rule_wanted(now):
+            return self.rule is not None and self.rule.pin == self.pin
+        return self.rule is None
+
+    def prune_schedule(self, now: datetime) -> None:
+        self.schedule = [w for w in self.schedule if w.ends_at > now]
+
+    def next_deadline(self, now: datetime) -> datetime | None:
+        """The next moment the desired state may change without a message arriving."""
+        deadlines: list[datetime] = []
+        if self.retry_at is not None:
+            deadlines.append(self.retry_at)
+        if self.session is not None and self.policy is not None:
+            deadlines.append(self.session.last_liveness_check + self.policy.liveness_interval)
+            deadlines.append(self.session.opened_at + self.policy.max_session_duration)
+        lead = self.policy.schedule_lead if self.policy else timedelta(0)
+        for window in self.schedule:
+            for moment in (window.starts_at - lead, window.ends_at):
+                if moment > now:
+                    deadlines.append(moment)
+        return min(deadlines) if deadlines else None
+
+    def session_expired(self, now: datetime) -> bool:
+        return (
+            self.session is not None
+            and self.policy is not None
+            and now >= self.session.opened_at + self.policy.max_session_duration
+        )
+
+    def liveness_check_due(self, now: datetime) -> bool:
+        return (
+            self.session is not None
+            and self.policy is not None
+            and now >= self.session.last_liveness_check + self.policy.liveness_interval
+        )
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    @property
+    def telephony_state(self) -> TelephonyState:
+        if self.unregistered or not self.registered:
+            return TelephonyState.CLOSED
+        return TelephonyState.OPEN if self.rule is not None else TelephonyState.IDLE
+
+    def status(self) -> RoomStatus:
+        return RoomStatus(
+            room_id=self.room_id,
+            registered=self.registered and not self.unregistered,
+            state=self.telephony_state,
+            pin=self.pin,
+            rule_id=self.rule.rule_id if self.rule else None,
+            session=(
+                RoomSession(sid=self.session.sid, started_at=self.session.started_at)
+                if self.session
+                else None
+            ),
+            schedule=self.schedule,
+            dispatch_mode=self.policy.dispatch_mode if self.policy else None,
+            last_error=self.last_error,
+        )
+
+
+class RoomWorkflowInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    room_id: str
+    state: RoomWorkflowState | None = None
+
+
+class ObservedRules(BaseModel):
+    """Reconciliation's view of LiveKit: the managed rule ids it found for one room."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule_ids: list[str]
