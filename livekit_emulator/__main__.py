@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NUMBER",
         help="pre-create an inbound trunk owning NUMBER (repeatable)",
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to every API call (fault)"
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -51,6 +54,7 @@ async def serve(args: argparse.Namespace) -> None:
         webhook_urls=args.webhook_url,
         empty_timeout=args.empty_timeout,
         extra_keys=extra,
+        latency=args.latency,
     )
     await emu.start(host=args.host, port=args.port)
     for number in args.trunk:

@@ -41,6 +41,7 @@ class LiveKitEmulator:
         empty_timeout: float = 300.0,
         extra_keys: Mapping[str, str] | None = None,
         *,
+        faults: Faults | None = None,
         latency: float = 0.0,
         webhook_max_attempts: int = 5,
         webhook_retry_backoff: float = 0.1,
@@ -48,7 +49,8 @@ class LiveKitEmulator:
         self.api_key = api_key
         self.api_secret = api_secret
         self.keys: dict[str, str] = {api_key: api_secret, **(extra_keys or {})}
-        self.faults = Faults()
+        # A Faults object may be prepared before start-up (e.g. an outage from the first call).
+        self.faults = faults or Faults()
         if latency > 0:
             self.faults.set_latency(latency)
         self.sip = SipStore()

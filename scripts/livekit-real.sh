@@ -29,6 +29,7 @@ LIVEKIT_VERSION="v1.13.5"
 LIVEKIT_MODULE="github.com/livekit/livekit-server/cmd/server"
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SELF="$REPO/scripts/$(basename "${BASH_SOURCE[0]}")"
 CACHE="${LIVEKIT_REAL_CACHE:-$REPO/.cache/livekit}"
 BIN="$CACHE/livekit-server"
 VERSION_FILE="$CACHE/livekit-server.version"
@@ -277,7 +278,7 @@ cmd_start() {
     if [[ -n ${LIVEKIT_REAL_WATCH_PID:-} ]]; then
         # Stops everything once the watched process (e.g. pytest) is gone, even if it was SIGKILLed.
         setsid bash -c 'exec -a livekit-real-watchdog bash -c "$0" ' \
-            "while kill -0 $LIVEKIT_REAL_WATCH_PID 2>/dev/null; do sleep 1; done; LIVEKIT_REAL_DIR='$RUN_DIR' LIVEKIT_REAL_CACHE='$CACHE' LIVEKIT_REAL_WATCHDOG_EXITING=1 '$0' stop" \
+            "while kill -0 $LIVEKIT_REAL_WATCH_PID 2>/dev/null; do sleep 1; done; LIVEKIT_REAL_DIR='$RUN_DIR' LIVEKIT_REAL_CACHE='$CACHE' LIVEKIT_REAL_WATCHDOG_EXITING=1 '$SELF' stop" \
             >"$RUN_DIR/watchdog.log" 2>&1 </dev/null &
         echo "LIVEKIT_REAL_WATCHDOG_PID=$!" >>"$ENV_FILE"
     fi

@@ -26,6 +26,18 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
+    from webhook_gateway.app import GatewayConfigError
+    from webhook_gateway.server import run_gateway
+
+    try:
+        asyncio.run(run_gateway(settings, insecure_no_api_token=args.insecure_no_api_token))
+    except GatewayConfigError as exc:
+        print(f"meet-telephony gateway: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meet-telephony",
@@ -39,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the worker until SIGTERM/SIGINT; in-flight activities finish first.",
     )
     worker.set_defaults(handler=_run_worker)
+    gateway = commands.add_parser(
+        "gateway",
+        help="run the HTTP gateway (LiveKit webhooks, backend API, health, metrics)",
+        description=(
+            "Serve on TELEPHONY_GATEWAY_HOST:TELEPHONY_GATEWAY_PORT until SIGTERM/SIGINT; "
+            "in-flight requests finish first. Needs TELEPHONY_API_TOKEN."
+        ),
+    )
+    gateway.add_argument(
+        "--insecure-no-api-token",
+        action="store_true",
+        help="development only: run without TELEPHONY_API_TOKEN, with the API token check off",
+    )
+    gateway.set_defaults(handler=_run_gateway)
     return parser
 
 

@@ -116,6 +116,9 @@ class RegisterRoom(Model):
     room_id: str
     policy: RoomPolicy
     schedule: list[ScheduleWindow] | None = Field(default=None, max_length=MAX_SCHEDULE_WINDOWS)
+    # Test seam: continue-as-new once the run's history is this long (default: when Temporal
+    # suggests it). Not exposed by the client or the HTTP API.
+    history_event_threshold: int | None = Field(default=None, ge=10)
 
 
 class RoomSession(Model):

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.temporal",
     "tests.fixtures.livekit",
     "tests.fixtures.stack",
+    "tests.fixtures.gateway",
 ]

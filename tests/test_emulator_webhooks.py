@@ -3,68 +3,77 @@ asynchronous per-URL delivery with retries."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import pytest
 from livekit import api
 
 from livekit_emulator import LiveKitEmulator
-from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET, EmulatorFactory, WebhookSink
+from tests.fixtures.livekit import (
+    EMULATOR_API_KEY,
+    EMULATOR_API_SECRET,
+    EmulatorFactory,
+    WebhookSink,
+    eventually,
+    running_webhook_sink,
+)
+
+RECEIVER = api.WebhookReceiver(api.TokenVerifier(EMULATOR_API_KEY, EMULATOR_API_SECRET))
 
 
-def _events(emu: LiveKitEmulator, sink: WebhookSink) -> list[api.WebhookEvent]:
-    receiver = api.WebhookReceiver(api.TokenVerifier(EMULATOR_API_KEY, EMULATOR_API_SECRET))
-    return [receiver.receive(h.body, h.headers["Authorization"]) for h in sink.accepted]
+def events_of(sink: WebhookSink) -> list[api.WebhookEvent]:
+    return [RECEIVER.receive(h.body, h.headers["Authorization"]) for h in sink.accepted]
 
 
-async def _emulator_for(factory: EmulatorFactory, *sinks: WebhookSink, **kw: object) -> LiveKitEmulator:
-    kw.setdefault("webhook_retry_backoff", 0.01)
-    return await factory(webhook_urls=[s.url for s in sinks], **kw)
+async def emulator_for(
+    factory: EmulatorFactory, *sinks: WebhookSink, **options: Any
+) -> LiveKitEmulator:
+    options.setdefault("webhook_retry_backoff", 0.01)
+    return await factory(webhook_urls=[s.url for s in sinks], **options)
 
 
 async def test_room_started_webhook_verifies_with_webhook_receiver(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
-    emu = await _emulator_for(emulator_factory, webhook_sink)
+    emu = await emulator_for(emulator_factory, webhook_sink)
     room = await emu.create_room("verified")
     await webhook_sink.wait_for(1)
-    (event,) = _events(emu, webhook_sink)
+    (event,) = events_of(webhook_sink)
     assert (event.event, event.room.name, event.room.sid) == ("room_started", "verified", room.sid)
 
 
 async def test_tampered_body_fails_verification(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
-    emu = await _emulator_for(emulator_factory, webhook_sink)
+    emu = await emulator_for(emulator_factory, webhook_sink)
     await emu.create_room("tampered")
     (hook,) = await webhook_sink.wait_for(1)
-    receiver = api.WebhookReceiver(api.TokenVerifier(EMULATOR_API_KEY, EMULATOR_API_SECRET))
-    try:
-        receiver.receive(hook.body.replace("tampered", "tempered"), hook.headers["Authorization"])
-    except Exception as exc:
-        assert "hash mismatch" in str(exc)
-    else:
-        raise AssertionError("a modified body must not verify")
+    with pytest.raises(Exception, match="hash mismatch"):
+        RECEIVER.receive(hook.body.replace("tampered", "tempered"), hook.headers["Authorization"])
 
 
 async def test_every_event_has_a_unique_ev_id(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
-    emu = await _emulator_for(emulator_factory, webhook_sink)
+    emu = await emulator_for(emulator_factory, webhook_sink)
     await emu.join_participant("r", "alice")
     await emu.join_participant("r", "bob")
     await emu.delete_room("r")
     await webhook_sink.wait_for(6)
-    ids = [e.id for e in _events(emu, webhook_sink)]
+    ids = [e.id for e in events_of(webhook_sink)]
     assert len(ids) == 6 and len(set(ids)) == 6
     assert all(i.startswith("EV_") for i in ids)
 
 
-async def test_room_life_emits_events_in_order(
+async def test_room_life_events_arrive_in_order(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
-    emu = await _emulator_for(emulator_factory, webhook_sink)
+    emu = await emulator_for(emulator_factory, webhook_sink)
     await emu.join_participant("r", "alice")
     await emu.leave_participant("r", "alice")
     await webhook_sink.wait_for(4)
-    assert [e.event for e in _events(emu, webhook_sink)] == [
+    assert [e.event for e in events_of(webhook_sink)] == [
         "room_started",
         "participant_joined",
         "participant_left",
@@ -75,10 +84,10 @@ async def test_room_life_emits_events_in_order(
 async def test_participant_events_carry_the_participant(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
-    emu = await _emulator_for(emulator_factory, webhook_sink)
+    emu = await emulator_for(emulator_factory, webhook_sink)
     await emu.join_participant("r", "alice", name="Alice")
     await webhook_sink.wait_for(2)
-    joined = _events(emu, webhook_sink)[1]
+    joined = events_of(webhook_sink)[1]
     assert (joined.participant.identity, joined.participant.name) == ("alice", "Alice")
     assert joined.room.name == "r"
 
@@ -86,23 +95,21 @@ async def test_participant_events_carry_the_participant(
 async def test_created_at_is_unix_seconds(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
-    import time
-
-    emu = await _emulator_for(emulator_factory, webhook_sink)
+    emu = await emulator_for(emulator_factory, webhook_sink)
     before = int(time.time())
     await emu.create_room("r")
     await webhook_sink.wait_for(1)
-    (event,) = _events(emu, webhook_sink)
+    (event,) = events_of(webhook_sink)
     assert before <= event.created_at <= int(time.time())
 
 
 async def test_room_finished_after_empty_timeout_when_nobody_joins(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
-    emu = await _emulator_for(emulator_factory, webhook_sink, empty_timeout=0.1)
+    emu = await emulator_for(emulator_factory, webhook_sink, empty_timeout=0.1)
     await emu.create_room("lonely")
     await webhook_sink.wait_for(2, within=2.0)
-    assert [e.event for e in _events(emu, webhook_sink)] == ["room_started", "room_finished"]
+    assert [e.event for e in events_of(webhook_sink)] == ["room_started", "room_finished"]
     assert emu.rooms() == []
 
 
@@ -110,58 +117,64 @@ async def test_failed_delivery_is_retried_until_accepted(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
     webhook_sink.fail_next = 2
-    emu = await _emulator_for(emulator_factory, webhook_sink)
+    emu = await emulator_for(emulator_factory, webhook_sink)
     await emu.create_room("retry")
     await webhook_sink.wait_for(1)
     assert [h.status for h in webhook_sink.received] == [500, 500, 200]
     assert [d[1] for d in emu.webhook_deliveries] == ["room_started"]
 
 
+async def test_retries_resend_the_same_event_id(
+    emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
+) -> None:
+    webhook_sink.fail_next = 1
+    emu = await emulator_for(emulator_factory, webhook_sink)
+    await emu.create_room("retry")
+    await webhook_sink.wait_for(1)
+    assert webhook_sink.received[0].body == webhook_sink.received[1].body
+
+
 async def test_delivery_gives_up_after_max_attempts(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
     webhook_sink.fail_next = 100
-    emu = await _emulator_for(emulator_factory, webhook_sink, webhook_max_attempts=3)
+    emu = await emulator_for(emulator_factory, webhook_sink, webhook_max_attempts=3)
     await emu.create_room("hopeless")
-    for _ in range(300):
-        if emu.webhook_failures:
-            break
-        import asyncio
-
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bool(emu.webhook_failures))
     assert len(webhook_sink.received) == 3
     assert [f[1] for f in emu.webhook_failures] == ["room_started"]
     assert emu.webhook_deliveries == []
 
 
-async def test_unreachable_receiver_is_retried(
+async def test_unreachable_receiver_does_not_block_other_urls(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
     dead = WebhookSink(url="http://127.0.0.1:9/unreachable")
-    emu = await _emulator_for(emulator_factory, dead, webhook_sink, webhook_max_attempts=2)
+    emu = await emulator_for(emulator_factory, dead, webhook_sink, webhook_max_attempts=2)
     await emu.create_room("r")
     await webhook_sink.wait_for(1)
-    import asyncio
-
-    for _ in range(300):
-        if emu.webhook_failures:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bool(emu.webhook_failures))
     assert emu.webhook_failures == [(dead.url, "room_started", emu.webhook_events[0].id)]
 
 
 async def test_each_configured_url_gets_every_event(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
-    second = WebhookSink()
-    from tests.fixtures.livekit import _start_sink
-
-    second, runner = await _start_sink("127.0.0.1", 0, None)
-    try:
-        emu = await _emulator_for(emulator_factory, webhook_sink, second)
+    async with running_webhook_sink() as second:
+        emu = await emulator_for(emulator_factory, webhook_sink, second)
         await emu.create_room("r")
         await webhook_sink.wait_for(1)
         await second.wait_for(1)
         assert webhook_sink.accepted[0].body == second.accepted[0].body
-    finally:
-        await runner.cleanup()
+
+
+async def test_room_sid_differs_per_incarnation_in_webhooks(
+    emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
+) -> None:
+    emu = await emulator_for(emulator_factory, webhook_sink)
+    await emu.create_room("reused")
+    await emu.delete_room("reused")
+    await emu.create_room("reused")
+    await webhook_sink.wait_for(3)
+    started, finished, restarted = events_of(webhook_sink)
+    assert started.room.sid == finished.room.sid != restarted.room.sid

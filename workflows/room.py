@@ -96,6 +96,8 @@ class RoomTelephonyWorkflow:
     @workflow.update
     async def register(self, request: RegisterRoom) -> RoomStatus:
         self.state.policy = request.policy
+        if request.history_event_threshold is not None:
+            self.state.history_event_threshold = request.history_event_threshold
         if request.schedule is not None:
             self.state.schedule = list(request.schedule)
         if self.state.unregistered:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 import pytest
@@ -113,9 +113,9 @@ class Resources:
             await _ignore_not_found(self.lk.room.delete_room(api.DeleteRoomRequest(room=room)))
 
 
-async def _ignore_not_found(call: object) -> None:
+async def _ignore_not_found(call: Awaitable[object]) -> None:
     try:
-        await call  # type: ignore[misc]
+        await call
     except api.TwirpError as exc:
         if exc.code != "not_found":
             raise

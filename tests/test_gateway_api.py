@@ -1,0 +1,201 @@
+"""The backend HTTP API, `/api/v1`: the TelephonyClient over HTTP, behind a bearer token, with
+JSON errors `{"error", "message"}` and no 500 for bad input."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from livekit_emulator import LiveKitEmulator
+from tests.fixtures.gateway import GatewayStack, gateway_stack, running_gateway
+from tests.fixtures.stack import PHONE_NUMBER
+from webhook_gateway import GatewayConfigError, create_app
+
+
+def new_room() -> str:
+    return str(uuid.uuid4())
+
+
+def window(starts_in: timedelta, lasts: timedelta = timedelta(hours=1)) -> dict[str, str]:
+    starts_at = datetime.now(UTC) + starts_in
+    return {"starts_at": starts_at.isoformat(), "ends_at": (starts_at + lasts).isoformat()}
+
+
+# --- rooms ------------------------------------------------------------------------------------
+
+
+async def test_put_registers_a_room_and_answers_its_dial_in_info(gw: GatewayStack) -> None:
+    room = new_room()
+
+    reply = await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    assert reply.status == 200
+    assert reply.json["room_id"] == room
+    assert reply.json["state"] == "idle"
+    assert len(reply.json["pin"]) == gw.stack.settings.room_telephony_pin_length
+    assert reply.json["numbers"][0]["e164"] == PHONE_NUMBER
+
+
+async def test_put_again_returns_the_same_pin(gw: GatewayStack) -> None:
+    room = new_room()
+    first = await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    second = await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    assert second.json["pin"] == first.json["pin"]
+
+
+async def test_put_with_a_schedule_registers_the_room_with_it(gw: GatewayStack) -> None:
+    slot = window(timedelta(days=1))
+
+    reply = await gw.gateway.api("PUT", f"/rooms/{new_room()}", json={"schedule": [slot]})
+
+    assert reply.status == 200
+    assert len(reply.json["schedule"]) == 1
+
+
+async def test_get_answers_the_dial_in_info_of_a_registered_room(gw: GatewayStack) -> None:
+    room = new_room()
+    registered = await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    reply = await gw.gateway.api("GET", f"/rooms/{room}")
+
+    assert (reply.status, reply.json) == (200, registered.json)
+
+
+async def test_rotate_gives_the_room_a_new_pin(gw: GatewayStack) -> None:
+    room = new_room()
+    before = await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    reply = await gw.gateway.api("POST", f"/rooms/{room}/pin/rotate")
+
+    assert reply.status == 200
+    assert reply.json["pin"] != before.json["pin"]
+    assert (await gw.gateway.api("GET", f"/rooms/{room}")).json["pin"] == reply.json["pin"]
+
+
+async def test_put_schedule_replaces_the_rooms_windows(gw: GatewayStack) -> None:
+    room = new_room()
+    await gw.gateway.api("PUT", f"/rooms/{room}")
+    slots = [window(timedelta(days=1)), window(timedelta(days=2))]
+
+    reply = await gw.gateway.api("PUT", f"/rooms/{room}/schedule", json={"windows": slots})
+
+    assert reply.status == 200
+    assert len(reply.json["schedule"]) == 2
+
+
+async def test_delete_unregisters_the_room_with_204(gw: GatewayStack) -> None:
+    room = new_room()
+    await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    reply = await gw.gateway.api("DELETE", f"/rooms/{room}")
+
+    assert (reply.status, reply.json) == (204, None)
+    assert (await gw.gateway.api("GET", f"/rooms/{room}")).status == 404
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+async def test_an_unknown_room_is_404(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("GET", f"/rooms/{new_room()}")
+
+    assert (reply.status, reply.json["error"]) == (404, "not_registered")
+
+
+async def test_rotating_the_pin_of_an_unknown_room_is_404(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("POST", f"/rooms/{new_room()}/pin/rotate")
+
+    assert (reply.status, reply.json["error"]) == (404, "not_registered")
+
+
+async def test_a_bad_room_id_is_400(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("PUT", "/rooms/-starts-with-a-dash")
+
+    assert (reply.status, reply.json["error"]) == (400, "invalid_room_id")
+
+
+async def test_a_schedule_window_ending_before_it_starts_is_400(gw: GatewayStack) -> None:
+    room = new_room()
+    await gw.gateway.api("PUT", f"/rooms/{room}")
+    backwards = window(timedelta(days=1), lasts=timedelta(hours=-1))
+
+    reply = await gw.gateway.api("PUT", f"/rooms/{room}/schedule", json={"windows": [backwards]})
+
+    assert (reply.status, reply.json["error"]) == (400, "invalid_schedule")
+    assert "ends_at must be after starts_at" in reply.json["message"]
+
+
+async def test_a_body_that_is_not_json_is_400(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("PUT", f"/rooms/{new_room()}", data=b"{schedule: soon")
+
+    assert (reply.status, reply.json["error"]) == (400, "invalid_json")
+
+
+async def test_a_request_without_api_token_is_401(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("GET", f"/rooms/{new_room()}", token="")
+
+    assert (reply.status, reply.json["error"]) == (401, "missing_token")
+    assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_request_with_a_wrong_api_token_is_401(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("PUT", f"/rooms/{new_room()}", token="not-the-token")
+
+    assert (reply.status, reply.json["error"]) == (401, "invalid_token")
+
+
+async def test_registering_while_telephony_is_disabled_is_409(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    async with gateway_stack(temporal_env, emulator, room_telephony_enabled=False) as gw:
+        reply = await gw.gateway.api("PUT", f"/rooms/{new_room()}")
+
+    assert (reply.status, reply.json["error"]) == (409, "telephony_disabled")
+
+
+async def test_an_unknown_route_is_a_json_404(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("GET", "/nothing-here")
+
+    assert (reply.status, reply.json["error"]) == (404, "not_found")
+
+
+async def test_a_wrong_method_is_a_json_405_naming_the_allowed_ones(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("PATCH", f"/rooms/{new_room()}")
+
+    assert (reply.status, reply.json["error"]) == (405, "method_not_allowed")
+    assert "PUT" in reply.headers["Allow"]
+
+
+# --- configuration and the token requirement ---------------------------------------------------
+
+
+async def test_config_is_public_and_lists_the_formatted_numbers(gw: GatewayStack) -> None:
+    reply = await gw.gateway.api("GET", "/config", token="")
+
+    assert reply.status == 200
+    assert reply.json["enabled"] is True
+    assert reply.json["default_country"] == "FR"
+    assert reply.json["numbers"][0]["international"] == "+33 1 23 45 67 89"
+
+
+async def test_the_gateway_refuses_to_start_without_an_api_token(gw: GatewayStack) -> None:
+    settings = gw.stack.settings.model_copy(update={"telephony_api_token": None})
+
+    with pytest.raises(GatewayConfigError, match="TELEPHONY_API_TOKEN"):
+        create_app(settings, gw.stack.client)
+
+
+async def test_the_insecure_dev_flag_serves_the_api_without_a_token_and_warns(
+    gw: GatewayStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = gw.stack.settings.model_copy(update={"telephony_api_token": None})
+    async with running_gateway(settings, gw.stack.client, insecure_no_api_token=True) as open_gw:
+        reply = await open_gw.api("PUT", f"/rooms/{new_room()}")
+
+    assert reply.status == 200
+    assert any(r.levelname == "WARNING" and "INSECURE" in r.getMessage() for r in caplog.records)

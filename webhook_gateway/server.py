@@ -1,0 +1,81 @@
+"""The gateway process: connect to Temporal (lazily), serve, stop gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from telephony.client import TelephonyClient
+from telephony.settings import Settings
+from telephony.temporal import connect_options
+from webhook_gateway.app import create_app
+
+log = logging.getLogger(__name__)
+
+# In-flight requests get this long to finish once a stop is asked for.
+SHUTDOWN_TIMEOUT_SECONDS = 10.0
+
+
+async def lazy_temporal_client(settings: Settings) -> Client:
+    """A client that connects on first use and reconnects by itself after an outage.
+
+    Lazy, so the gateway starts (and `/readyz` says 503) while Temporal is still down, instead of
+    failing to start; calls made while Temporal is down fail and are answered 503.
+    """
+    return await Client.connect(
+        data_converter=pydantic_data_converter, lazy=True, **connect_options(settings)
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
+    """Serve `app` on host:port (0 = a free port) until the block ends; yields the base URL.
+
+    On exit the listener closes first, then in-flight requests get SHUTDOWN_TIMEOUT_SECONDS.
+    """
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        yield f"http://{bound_host}:{bound_port}"
+    finally:
+        await runner.cleanup()
+
+
+async def run_gateway(
+    settings: Settings,
+    *,
+    insecure_no_api_token: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve on TELEPHONY_GATEWAY_HOST:TELEPHONY_GATEWAY_PORT until `stop` (or a signal)."""
+    stop = stop or _stop_on_signals()
+    client = TelephonyClient(await lazy_temporal_client(settings), settings)
+    app = create_app(settings, client, insecure_no_api_token=insecure_no_api_token)
+    host, port = settings.telephony_gateway_host, settings.telephony_gateway_port
+    async with serving(app, host, port) as url:
+        log.info(
+            "gateway listening on %s (Temporal %s, namespace %s)",
+            url,
+            settings.temporal_address,
+            settings.temporal_namespace,
+        )
+        await stop.wait()
+        log.info("stopping: finishing in-flight requests")
+    log.info("gateway stopped")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
