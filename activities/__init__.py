@@ -57,5 +57,10 @@ def build_activities(
         lk.draw_pin,
     ]
     if temporal_client is not None:
-        activities.append(TemporalActivities(temporal_client).is_workflow_open)
+        temporal = TemporalActivities(temporal_client, settings.telephony_task_queue)
+        activities += [
+            temporal.is_workflow_open,
+            temporal.filter_open_rooms,
+            temporal.list_rooms_in_state,
+        ]
     return activities

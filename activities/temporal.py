@@ -1,12 +1,15 @@
-"""Activities that ask Temporal itself about workflows (used by PIN leases)."""
+"""Activities that ask Temporal itself about workflows (PIN leases, reconciliation)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from telephony import contracts
+from telephony.models import TelephonyState, room_workflow_id
 
 # A run that continued as new is not a closed owner: its successor carries on. Describing by id
 # normally lands on that successor (RUNNING), but the status is accepted too for the instant in
@@ -17,8 +20,10 @@ _OPEN_STATUSES = frozenset(
 
 
 class TemporalActivities:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, task_queue: str | None = None) -> None:
         self._client = client
+        # Reconciliation looks only at rooms served by this deployment's task queue.
+        self._task_queue = task_queue
 
     @activity.defn(name=contracts.IS_WORKFLOW_OPEN)
     async def is_workflow_open(self, workflow_id: str) -> bool:
@@ -32,3 +37,28 @@ class TemporalActivities:
                 return False
             raise  # unavailable and friends: Temporal retries the activity
         return description.status in _OPEN_STATUSES
+
+    @activity.defn(name=contracts.FILTER_OPEN_ROOMS)
+    async def filter_open_rooms(self, room_ids: list[str]) -> list[str]:
+        """The rooms among `room_ids` whose workflow is open (strongly consistent: describe)."""
+        opened = await asyncio.gather(
+            *(self.is_workflow_open(room_workflow_id(room_id)) for room_id in room_ids)
+        )
+        return [room_id for room_id, is_open in zip(room_ids, opened, strict=True) if is_open]
+
+    @activity.defn(name=contracts.LIST_ROOMS_IN_STATE)
+    async def list_rooms_in_state(self, state: str) -> list[str]:
+        """Running room workflows whose `TelephonyState` is `state` (visibility: may lag)."""
+        query = (
+            "WorkflowType = 'RoomTelephonyWorkflow' AND ExecutionStatus = 'Running' "
+            f"AND {contracts.TELEPHONY_STATE.name} = '{TelephonyState(state).value}'"
+        )
+        if self._task_queue:
+            query += f" AND TaskQueue = '{self._task_queue}'"
+        rooms: list[str] = []
+        async for execution in self._client.list_workflows(query):
+            room_id = execution.typed_search_attributes.get(contracts.TELEPHONY_ROOM_ID)
+            if room_id:
+                rooms.append(room_id)
+        return rooms
+

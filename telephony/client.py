@@ -6,6 +6,7 @@ from the PIN and the current configuration. Temporal's errors become this module
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -27,6 +28,7 @@ from telephony.dialin import build_dial_in_info, format_numbers
 from telephony.models import (
     DialInInfo,
     LiveKitEvent,
+    ReconcileReport,
     RegisterRoom,
     RoomPolicy,
     RoomStatus,
@@ -121,7 +123,7 @@ class TelephonyClient:
             policy=RoomPolicy.from_settings(self.settings),
             schedule=list(schedule) if schedule is not None else None,
         )
-        start = WithStartWorkflowOperation(
+        start: WithStartWorkflowOperation[Any, RoomStatus] = WithStartWorkflowOperation(
             ROOM_WORKFLOW,
             {"room_id": room_id},
             id=room_workflow_id(room_id),
@@ -147,7 +149,9 @@ class TelephonyClient:
         """The room workflow's state; raises `RoomNotRegistered` for an unknown or closed room."""
         self._check_room_id(room_id)
         handle = self.temporal.get_workflow_handle(room_workflow_id(room_id))
-        status = await self._call(room_id, handle.query("status", result_type=RoomStatus))
+        status: RoomStatus = await self._call(
+            room_id, handle.query("status", result_type=RoomStatus)
+        )
         if not status.registered:
             raise RoomNotRegistered(f"room {room_id} is not registered")
         return status
@@ -175,6 +179,21 @@ class TelephonyClient:
         except RoomNotRegistered:
             return False
         return True
+
+    async def reconcile(self) -> ReconcileReport:
+        """Run one reconciliation pass now (the schedule runs them every interval) and report."""
+        stamp = uuid.uuid4().hex[:8]
+        try:
+            report: ReconcileReport = await self.temporal.execute_workflow(
+                "ReconcileWorkflow",
+                id=f"{contracts.RECONCILE_WORKFLOW_ID}-manual-{stamp}",
+                task_queue=self.settings.telephony_task_queue,
+                result_type=ReconcileReport,
+                execution_timeout=timedelta(minutes=30),
+            )
+        except RPCError as exc:
+            raise TelephonyUnavailable(f"Temporal is unavailable: {exc.message}") from None
+        return report
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -229,7 +248,9 @@ class TelephonyClient:
                 raise RoomNotRegistered(f"room {room_id} is not registered") from None
             if exc.status in _UNAVAILABLE_CODES:
                 raise TelephonyUnavailable(f"Temporal is unavailable: {exc.message}") from None
-            raise TelephonyError(f"room {room_id}: Temporal refused the call: {exc.message}") from None
+            raise TelephonyError(
+                f"room {room_id}: Temporal refused the call: {exc.message}"
+            ) from None
         except RuntimeError as exc:  # connection lost inside the SDK's core
             raise TelephonyUnavailable(f"Temporal is unavailable: {exc}") from None
         return result

@@ -18,6 +18,12 @@ LIST_TRUNK_NUMBERS: Final = "list_trunk_numbers"
 LIST_MANAGED_RULES: Final = "list_managed_rules"
 DRAW_PIN: Final = "draw_pin"
 IS_WORKFLOW_OPEN: Final = "is_workflow_open"
+FILTER_OPEN_ROOMS: Final = "filter_open_rooms"
+LIST_ROOMS_IN_STATE: Final = "list_rooms_in_state"
+
+# Reconciliation: a Temporal Schedule starting `ReconcileWorkflow` with this workflow id.
+RECONCILE_SCHEDULE_ID: Final = "telephony-reconcile"
+RECONCILE_WORKFLOW_ID: Final = "telephony-reconcile-run"
 
 # `ApplicationError.type` values: what went wrong, for callers that translate errors.
 LIVEKIT_CREDENTIALS_REJECTED: Final = "LiveKitCredentialsRejected"

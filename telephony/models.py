@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -200,3 +200,11 @@ class PinLeaseRequest(Model):
 
 
 LeaseRelease = Literal["released"]
+
+
+class ReconcileReport(Model):
+    """What one reconciliation pass found and did."""
+
+    managed_rules: int
+    orphans_deleted: list[str]
+    rooms_notified: list[str]

@@ -1,4 +1,4 @@
-"""Connecting to Temporal the way Temporal's own tools do (TEMPORAL_* variables, config profiles)."""
+"""Connecting to Temporal the way its own tools do (TEMPORAL_* variables, config profiles)."""
 
 from __future__ import annotations
 

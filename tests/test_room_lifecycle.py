@@ -13,13 +13,13 @@ from livekit_emulator import LiveKitEmulator
 from telephony.client import RoomNotRegistered
 from telephony.models import (
     MANAGED_BY_ATTRIBUTE,
+    MANAGED_BY_VALUE,
+    ROOM_ID_ATTRIBUTE,
     LiveKitEvent,
+    LiveKitEventKind,
     RegisterRoom,
     RoomPolicy,
     RoomStatus,
-    MANAGED_BY_VALUE,
-    ROOM_ID_ATTRIBUTE,
-    LiveKitEventKind,
     ScheduleWindow,
     TelephonyState,
     pin_lease_workflow_id,
@@ -46,7 +46,10 @@ async def test_room_started_creates_exactly_one_rule_for_the_room(stack: Stack) 
     (rule,) = stack.rules_for(room)
     assert rule.rule.dispatch_rule_direct.pin == pin
     assert rule.name == f"telephony-room-{room}"
-    assert dict(rule.attributes) == {MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE: room}
+    assert dict(rule.attributes) == {
+        MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE,
+        ROOM_ID_ATTRIBUTE: room,
+    }
     assert list(rule.trunk_ids) == []
     status = await stack.client.get_status(room)
     assert status.state is TelephonyState.OPEN and status.rule_id == rule.sip_dispatch_rule_id
@@ -57,9 +60,7 @@ async def test_rule_uses_the_configured_trunk_ids(
 ) -> None:
     async with telephony_stack(temporal_env, emulator) as probe:
         trunk_id = probe.trunk_id
-    async with telephony_stack(
-        temporal_env, emulator, room_telephony_trunk_ids=trunk_id
-    ) as stack:
+    async with telephony_stack(temporal_env, emulator, room_telephony_trunk_ids=trunk_id) as stack:
         room, _, _ = await registered_and_started(stack)
         (rule,) = stack.rules_for(room)
         assert list(rule.trunk_ids) == [trunk_id]
@@ -163,7 +164,7 @@ async def test_livekit_down_when_the_room_starts_the_rule_appears_once_it_return
 
     await stack.start_room(room)
 
-    await eventually(lambda: len(stack.rules_for(room)) == 1, timeout=30, message="rule")
+    await eventually(lambda: len(stack.rules_for(room)) == 1, within=30, message="rule")
     status = await stack.client.get_status(room)
     assert status.state is TelephonyState.OPEN
 
@@ -175,7 +176,7 @@ async def test_a_lost_create_response_leaves_exactly_one_rule(stack: Stack) -> N
 
     await stack.start_room(room)
 
-    status = await eventually(lambda: _open_status(stack, room), timeout=30, message="open")
+    status = await eventually(lambda: _open_status(stack, room), within=30, message="open")
     (rule,) = stack.rules_for(room)
     assert status.rule_id == rule.sip_dispatch_rule_id
 
@@ -236,9 +237,7 @@ async def test_rotation_while_open_swaps_the_rule_to_the_new_pin(stack: Stack) -
     assert rule.rule.dispatch_rule_direct.pin == rotated.pin
     assert (await stack.emulator.simulate_call(rotated.pin, number=stack.number)).accepted
     assert not (await stack.emulator.simulate_call(old_pin, number=stack.number)).accepted
-    await eventually(
-        lambda: _lease_closed(stack, old_pin), message="old lease released"
-    )
+    await eventually(lambda: _lease_closed(stack, old_pin), message="old lease released")
 
 
 async def test_rotation_while_closed_changes_the_pin_and_creates_no_rule(stack: Stack) -> None:

@@ -93,7 +93,10 @@ async def test_pin_exhaustion_fails_registration_with_an_error_naming_the_length
 ) -> None:
     pins = ScriptedPins(["5555"] * 6)
     async with telephony_stack(
-        temporal_env, emulator, pins=pins, room_telephony_pin_length=4,
+        temporal_env,
+        emulator,
+        pins=pins,
+        room_telephony_pin_length=4,
         room_telephony_pin_max_retries=5,
     ) as stack:
         await stack.client.register_room(new_room())

@@ -142,7 +142,9 @@ async def test_a_live_session_keeps_the_rule_past_the_window_until_it_ends(
 ) -> None:
     stack, room = timed_stack, str(uuid.uuid4())
     now = await stack.env.get_current_time()
-    window = ScheduleWindow(starts_at=now + timedelta(minutes=5), ends_at=now + timedelta(minutes=30))
+    window = ScheduleWindow(
+        starts_at=now + timedelta(minutes=5), ends_at=now + timedelta(minutes=30)
+    )
     handle, _ = await register(stack, room, schedule=[window])
     sid = await started(stack, handle, room)
 
@@ -191,5 +193,3 @@ async def test_a_lease_stays_while_its_owner_is_open(timed_stack: Stack) -> None
 
     lease = await stack.env.client.get_workflow_handle(pin_lease_workflow_id(status.pin)).describe()
     assert lease.status is WorkflowExecutionStatus.RUNNING
-
-

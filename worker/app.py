@@ -16,13 +16,15 @@ from temporalio.worker import Worker
 from activities import PinSource, build_activities, open_livekit_api
 from telephony.settings import Settings
 from telephony.temporal import connect_temporal
+from worker.schedule import ensure_reconcile_schedule
 from worker.search_attributes import ensure_search_attributes
 from workflows.pin_lease import PinLeaseWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.room import RoomTelephonyWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (RoomTelephonyWorkflow, PinLeaseWorkflow)
+WORKFLOWS: Sequence[type] = (RoomTelephonyWorkflow, PinLeaseWorkflow, ReconcileWorkflow)
 # In-flight activities get this long to finish on shutdown; Temporal retries the rest elsewhere.
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
@@ -60,6 +62,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     stop = stop or _stop_on_signals()
     client = await connect_temporal(settings, runtime=metrics_runtime(settings))
     await ensure_search_attributes(client)
+    await ensure_reconcile_schedule(client, settings)
     async with running_worker(settings, client):
         log.info(
             "worker running on task queue %s (namespace %s)",

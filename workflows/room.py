@@ -8,6 +8,7 @@ message or deadline (liveness check, max session duration, schedule boundary, re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -60,13 +61,11 @@ class RoomTelephonyWorkflow:
     @workflow.run
     async def run(self, input: RoomWorkflowInput) -> RoomStatus:
         if not self.state.registered:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self.state.registered or self.state.registration_failed,
                     timeout=REGISTRATION_GRACE,
                 )
-            except TimeoutError:
-                pass
             if not self.state.registered:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self.state.status()
@@ -200,7 +199,7 @@ class RoomTelephonyWorkflow:
         assert policy is not None
         owner = workflow.info().workflow_id
         for _ in range(policy.pin_max_retries):
-            pin = await workflow.execute_activity(
+            pin: str = await workflow.execute_activity(
                 contracts.DRAW_PIN,
                 policy.pin_length,
                 result_type=str,
@@ -233,7 +232,7 @@ class RoomTelephonyWorkflow:
                 await workflow.get_external_workflow_handle(pin_lease_workflow_id(pin)).signal(
                     PinLeaseWorkflow.release, owner
                 )
-            except Exception as exc:  # noqa: BLE001 - a lease already gone is released
+            except Exception as exc:
                 workflow.logger.info("lease already closed (%s)", type(exc).__name__)
 
     # --- reconciliation -----------------------------------------------------------------------
@@ -338,22 +337,18 @@ class RoomTelephonyWorkflow:
         now = workflow.now()
         deadline = self.state.next_deadline(now)
         timeout = max(deadline - now, timedelta(seconds=1)) if deadline else None
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self.changed or self._continue_as_new_due(), timeout=timeout
             )
-        except TimeoutError:
-            pass
 
     async def _wait_converged(self) -> None:
         """Let an update answer with LiveKit's new state, unless LiveKit is slow to get there."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: not self.changed and self.state.converged(workflow.now()),
                 timeout=CONVERGENCE_WAIT,
             )
-        except TimeoutError:
-            pass
 
     def _done(self) -> bool:
         return self.state.unregistered and self.state.converged(workflow.now())

@@ -1,0 +1,75 @@
+"""Durability: a room survives its worker, and recorded histories replay deterministically."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from livekit_emulator import LiveKitEmulator
+from telephony.client import TelephonyClient
+from telephony.models import LiveKitEventKind, TelephonyState
+from tests.fixtures.stack import ScriptedPins, Stack, eventually, stack_settings
+from worker.app import WORKFLOWS, running_worker
+
+
+async def test_a_room_continues_when_its_worker_is_replaced_mid_session(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    settings = stack_settings(emulator)
+    await emulator.create_inbound_trunk(numbers=[settings.configured_phone_numbers[0]])
+    client = TelephonyClient(temporal_env.client, settings)
+    stack = Stack(temporal_env, emulator, settings, client, trunk_id="", pins=ScriptedPins())
+    room = str(uuid.uuid4())
+
+    async with running_worker(settings, temporal_env.client):
+        info = await client.register_room(room)
+        sid = await stack.start_room(room)
+        await eventually(lambda: len(stack.rules_for(room)) == 1, message="rule created")
+
+    # No worker now: the room's end is recorded by Temporal and waits for the next worker.
+    await stack.finish_room(room, sid)
+    assert len(stack.rules_for(room)) == 1
+
+    async with running_worker(settings, temporal_env.client):
+        await eventually(lambda: stack.rules_for(room) == [], message="rule removed by worker 2")
+        second_sid = await stack.start_room(room)
+        await eventually(lambda: len(stack.rules_for(room)) == 1, message="rule for session 2")
+        status = await client.get_status(room)
+
+    assert status.pin == info.pin
+    assert status.session is not None and status.session.sid == second_sid
+    assert status.state is TelephonyState.OPEN
+    assert len(stack.rules_for(room)) == 1
+
+
+async def test_recorded_histories_replay_without_nondeterminism(stack: Stack) -> None:
+    # A full life, so the histories hold every kind of step, then everything recorded so far.
+    room = str(uuid.uuid4())
+    await stack.client.register_room(room)
+    sid = await stack.start_room(room)
+    await eventually(lambda: len(stack.rules_for(room)) == 1)
+    await stack.client.rotate_pin(room)
+    await stack.send(room, LiveKitEventKind.ACTIVITY, sid)
+    await stack.finish_room(room, sid)
+    await eventually(lambda: stack.rules_for(room) == [])
+    await stack.client.unregister_room(room)
+    await stack.handle(room).result()
+
+    query = "WorkflowType IN ('RoomTelephonyWorkflow', 'PinLeaseWorkflow')"
+    replayed: list[str] = []
+
+    async def recorded() -> AsyncIterator[WorkflowHistory]:
+        async for history in stack.env.client.list_workflows(query).map_histories():
+            replayed.append(history.workflow_id)
+            yield history
+
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    results = await replayer.replay_workflows(recorded(), raise_on_replay_failure=False)
+    assert replayed.count(f"telephony-room-{room}") == 2  # this room's two runs, at least
+    failures = {run_id: str(failure) for run_id, failure in results.replay_failures.items()}
+    assert failures == {}
