@@ -1,0 +1,120 @@
+"""The worker as operators run it: `python -m worker`, configured by the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+from temporalio.testing import WorkflowEnvironment
+
+from livekit_emulator import LiveKitEmulator
+from telephony.client import TelephonyClient
+from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET
+from tests.fixtures.stack import PHONE_NUMBER, eventually, stack_settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def worker_process(
+    env: WorkflowEnvironment, emulator: LiveKitEmulator, task_queue: str, **extra: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    target = env.client.service_client.config.target_host
+    variables = {
+        **os.environ,
+        "ROOM_TELEPHONY_ENABLED": "true",
+        "ROOM_TELEPHONY_PHONE_NUMBER": PHONE_NUMBER,
+        "LIVEKIT_URL": emulator.url,
+        "LIVEKIT_API_KEY": EMULATOR_API_KEY,
+        "LIVEKIT_API_SECRET": EMULATOR_API_SECRET,
+        "TEMPORAL_ADDRESS": target,
+        "TELEPHONY_TASK_QUEUE": task_queue,
+        **extra,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker",
+        env=variables,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_the_worker_process_serves_rooms_and_stops_cleanly_on_sigterm(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    settings = stack_settings(emulator)
+    client = TelephonyClient(temporal_env.client, settings)
+    async with worker_process(temporal_env, emulator, settings.telephony_task_queue) as process:
+        info = await asyncio.wait_for(client.register_room(str(uuid.uuid4())), 30)
+        assert len(info.pin) == settings.room_telephony_pin_length
+
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 30)
+        assert process.stdout is not None
+        output = (await process.stdout.read()).decode()
+
+    assert code == 0, output
+    assert "worker stopped" in output
+    assert info.pin not in output  # the PIN is never logged
+    assert EMULATOR_API_SECRET not in output
+
+
+async def test_the_worker_exposes_temporal_metrics_in_prometheus_format(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    settings = stack_settings(emulator)
+    port = free_port()
+    async with worker_process(
+        temporal_env,
+        emulator,
+        settings.telephony_task_queue,
+        TELEPHONY_WORKER_METRICS_PORT=str(port),
+    ):
+        await TelephonyClient(temporal_env.client, settings).register_room(str(uuid.uuid4()))
+
+        async def scrape() -> str | None:
+            try:
+                async with aiohttp.ClientSession() as session:
+                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                        text = await response.text()
+                        return text if "temporal_" in text else None
+            except aiohttp.ClientError:
+                return None
+
+        metrics = await eventually(scrape, message="metrics endpoint answers")
+
+    assert "# TYPE" in metrics
+    assert "temporal_workflow_completed" in metrics or "temporal_request" in metrics
+
+
+async def test_a_bad_setting_stops_the_worker_with_one_line_naming_the_variable(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    async with worker_process(
+        temporal_env, emulator, "unused", ROOM_TELEPHONY_PIN_LENGTH="3"
+    ) as process:
+        code = await asyncio.wait_for(process.wait(), 30)
+        assert process.stdout is not None
+        lines = (await process.stdout.read()).decode().strip().splitlines()
+
+    assert code == 2
+    assert len(lines) == 1 and "ROOM_TELEPHONY_PIN_LENGTH" in lines[0]
