@@ -93,10 +93,12 @@ async def test_the_worker_exposes_temporal_metrics_in_prometheus_format(
 
         async def scrape() -> str | None:
             try:
-                async with aiohttp.ClientSession() as session:
-                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                        text = await response.text()
-                        return text if "temporal_" in text else None
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(f"http://127.0.0.1:{port}/metrics") as response,
+                ):
+                    text = await response.text()
+                    return text if "temporal_" in text else None
             except aiohttp.ClientError:
                 return None
 
