@@ -59,6 +59,9 @@ def build_methods(sip: SipStore, rooms: RoomManager) -> dict[tuple[str, str], Me
         return proto_room.DeleteRoomResponse()
 
     def list_participants(req: proto_room.ListParticipantsRequest) -> Message:
+        # An unknown (or closed) room has no participants; LiveKit does not answer not_found.
+        if rooms.get(req.room) is None:
+            return proto_room.ListParticipantsResponse()
         return proto_room.ListParticipantsResponse(participants=rooms.participants(req.room))
 
     return {

@@ -80,15 +80,25 @@ async def _serve_twirp(
         await asyncio.sleep(latency)
     try:
         # LiveKit's HTTP middleware runs before Twirp: a bad token is a plain-text 401.
-        grants = auth.authenticate(request.headers.get("Authorization"), emu.keys)
+        grants = auth.authenticate(
+            request.headers.get("Authorization"), emu.keys, request.query.get("access_token")
+        )
     except auth.AuthRejected as exc:
-        return web.Response(status=401, text=f"{exc}\n", content_type="text/plain")
+        # Written as is by Go (no newline); the content type is Go's sniffed one.
+        return web.Response(status=401, text=str(exc), content_type="text/plain", charset="utf-8")
+    if service not in emu.services:
+        # No Twirp server is mounted there: Go's mux answers.
+        return web.Response(
+            status=404, text="404 page not found\n", content_type="text/plain", charset="utf-8"
+        )
     try:
         if request.method != "POST":
-            raise TwirpError("bad_route", f"unsupported method {request.method} (only POST)")
+            raise twirp.bad_route(
+                request, f"unsupported method {json.dumps(request.method)} (only POST is allowed)"
+            )
         handler = emu.methods.get((service, method))
         if handler is None:
-            raise TwirpError("bad_route", f"no handler for path {request.path!r}")
+            raise twirp.bad_route(request, f"no handler for path {json.dumps(request.path)}")
         encoding = twirp.encoding_of(request)
         message = twirp.decode(await request.read(), encoding, handler.request_type)
         handler.authorize(grants, message)

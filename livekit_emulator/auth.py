@@ -32,23 +32,37 @@ class Grants:
     sip: Mapping[str, Any] = field(default_factory=dict)
 
 
-def authenticate(header: str | None, keys: Mapping[str, str]) -> Grants | None:
-    """Verify an Authorization header like LiveKit's middleware: no header passes through
-    (the handler then refuses it), anything malformed or unverifiable is rejected."""
-    if not header:
-        return None
-    if not header.startswith(BEARER):
-        raise AuthRejected("invalid authorization header. Must start with Bearer")
-    token = header[len(BEARER) :].strip()
+# go-jwt's texts for the checks pyjwt also makes, as LiveKit prints them after "error: ".
+_GO_JWT_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.InvalidSignatureError, "token signature is invalid: signature is invalid"),
+    (jwt.ExpiredSignatureError, "token has invalid claims: token is expired"),
+    (jwt.ImmatureSignatureError, "token has invalid claims: token is not valid yet"),
+)
+MISSING_BEARER = "invalid authorization header. Must start with " + BEARER
+
+
+def authenticate(
+    header: str | None, keys: Mapping[str, str], query_token: str | None = None
+) -> Grants | None:
+    """Verify a request like LiveKit's API-key middleware. No token at all passes through (the
+    handler then refuses it); anything malformed or unverifiable is rejected. Without an
+    Authorization header, the `access_token` query parameter is used."""
+    if header:
+        # No trimming: Go already trimmed the header value, and "Bearer " + "  x" is a bad token.
+        if not header.startswith(BEARER):
+            raise AuthRejected(MISSING_BEARER)
+        token = header[len(BEARER) :]
+    else:
+        token = query_token or ""
     if not token:
-        # LiveKit verifies only a non-empty token; "Bearer " alone reaches the handler bare.
         return None
     try:
         unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise AuthRejected("invalid authorization token") from exc
-    api_key = unverified.get("iss")
-    if not isinstance(api_key, str) or api_key not in keys:
+    issuer = unverified.get("iss")
+    api_key = issuer if isinstance(issuer, str) else ""
+    if not keys.get(api_key):
         raise AuthRejected(f"invalid API key: {api_key}")
     try:
         with _short_secrets_allowed():
@@ -60,7 +74,9 @@ def authenticate(header: str | None, keys: Mapping[str, str]) -> Grants | None:
                 options={"verify_aud": False},
             )
     except jwt.PyJWTError as exc:
-        raise AuthRejected(f"invalid token: {exc}") from exc
+        detail = next((text for kind, text in _GO_JWT_ERRORS if isinstance(exc, kind)), str(exc))
+        # LiveKit echoes the whole token back (a real server's log and answer carry it too).
+        raise AuthRejected(f"invalid token: {token}, error: {detail}") from exc
     video = claims.get("video") or {}
     sip = claims.get("sip") or {}
     return Grants(

@@ -44,7 +44,7 @@ class LiveKitEmulator:
         faults: Faults | None = None,
         latency: float = 0.0,
         webhook_max_attempts: int = 5,
-        webhook_retry_backoff: float = 0.1,
+        webhook_retry_backoff: float = 1.0,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
@@ -64,6 +64,7 @@ class LiveKitEmulator:
             retry_backoff=webhook_retry_backoff,
         )
         self.methods: dict[tuple[str, str], Method] = build_methods(self.sip, self.room_manager)
+        self.services: frozenset[str] = frozenset(service for service, _ in self.methods)
         self._runner: web.AppRunner | None = None
         self.host = ""
         self.port = 0

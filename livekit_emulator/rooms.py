@@ -64,8 +64,7 @@ class RoomManager:
         max_participants: int = 0,
     ) -> Room:
         """Open a room (idempotent: an open room is returned as is, like LiveKit's CreateRoom)."""
-        if not name:
-            raise TwirpError("invalid_argument", "room name is required")
+        # LiveKit accepts an empty name too (its webhooks then carry no room name).
         existing = self._rooms.get(name)
         if existing is not None:
             return self._snapshot(existing)
@@ -91,7 +90,8 @@ class RoomManager:
     def delete(self, name: str) -> None:
         room = self._rooms.get(name)
         if room is None:
-            raise TwirpError("not_found", "requested room does not exist")
+            # A psrpc error in LiveKit, hence twirp-go's "unknown" prefix on a not_found code.
+            raise TwirpError("not_found", "twirp error unknown: requested room does not exist")
         self._close(room)
 
     def join(

@@ -1,12 +1,29 @@
-"""SIP inbound trunks and dispatch rules: storage, LiveKit's validation, list filters."""
+"""SIP inbound trunks and dispatch rules: storage, LiveKit's validation, list filters and pages.
+
+Modelled on livekit-server v1.13.5 (`pkg/service/sip.go`, its Redis store) and livekit/protocol
+(`sip/sip.go`, `livekit/sip.go`, `livekit/types.go`), and checked against a real server by
+`tests/conformance/`. The quirks are reproduced on purpose:
+
+- Validation walks a sequence of rules and names, on the first key collision, the rule seen
+  *earlier* of the colliding pair. On create the sequence is `[c0, NEW, c1, c2, ...]` (existing
+  candidates by id, the new rule second, id `<new>`), so the holder is named only when it is `c0`.
+  The candidates are filtered by the request's *flat* `trunk_ids` (the deprecated field): with the
+  `dispatch_rule` form they are all the rules.
+- On update the candidates are the stored rules filtered by the *updated* rule's trunk ids, with
+  the updated rule put in its own place; if the stored version of the rule does not pass that
+  filter, the updated rule is not validated at all.
+- `page.limit` is a window size, not a page size: every window is returned. With a filter, the
+  walk stops at the first window without a match (a truncated answer).
+- Only "a rule kind is set" is checked: empty room names, any PIN, unknown trunk ids are accepted.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from livekit.protocol.models import ListUpdate, Pagination
 from livekit.protocol.sip import (
     CreateSIPDispatchRuleRequest,
@@ -29,13 +46,25 @@ from .twirp import TwirpError
 
 RuleKey = tuple[str, str, str, str]
 
-_NUMBER_NOISE = re.compile(r"[\s()\-.]")
+# Twirp-go prefixes the message of an error that is not a Twirp error (a psrpc error, here).
+UNKNOWN_PREFIX = "twirp error unknown: "
+RULE_NOT_FOUND = "requested sip dispatch rule does not exist"
+CONFLICT_MESSAGE = (
+    "Dispatch rule for the same trunk, inbound number, number, and PIN combination "
+    "already exists in dispatch rule {id} {name}"
+)
+# Redis windows when a page is given with limit 0.
+DEFAULT_WINDOW = 1000
+
+_NUMBER = re.compile(r"^\+?[\d\- ()]+$")
+_NUMBER_NOISE = re.compile(r"[ ()\-]")
 
 
 def normalize_number(number: str) -> str:
-    """Compare phone numbers the way LiveKit does: formatting stripped, leading '+'."""
-    if not number:
-        return ""
+    """LiveKit's NormalizeNumber: a number-looking string loses spaces, dashes and parentheses
+    and gains a leading '+'; anything else is left as it is."""
+    if not number or not _NUMBER.match(number):
+        return number
     digits = _NUMBER_NOISE.sub("", number)
     return digits if digits.startswith("+") else "+" + digits
 
@@ -43,46 +72,182 @@ def normalize_number(number: str) -> str:
 def rule_pin(rule: SIPDispatchRule) -> str:
     kind = rule.WhichOneof("rule")
     if kind is None:
-        raise TwirpError("invalid_argument", "Unsupported SIP Dispatch Rule: <nil>")
+        raise TwirpError(
+            "invalid_argument", UNKNOWN_PREFIX + "unsupported SIP Dispatch Rule: <nil>"
+        )
     pin: str = getattr(rule, kind).pin
     return pin
 
 
-def rule_keys(info: SIPDispatchRuleInfo) -> list[RuleKey]:
-    """The (pin, trunk, inbound number, number) keys a rule occupies; an empty list is "any"."""
-    pin = rule_pin(info.rule)
-    trunks = list(info.trunk_ids) or [""]
-    inbound = [normalize_number(n) for n in info.inbound_numbers] or [""]
-    numbers = [normalize_number(n) for n in info.numbers] or [""]
-    return [(pin, t, i, n) for t in trunks for i in inbound for n in numbers]
-
-
-def _quote(text: str) -> str:
-    """Go's %q for the names LiveKit quotes in its messages."""
+def go_quote(text: str) -> str:
+    """Go's %q for the ids and names LiveKit quotes in its messages."""
     return json.dumps(text, ensure_ascii=False)
 
 
-def _now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
+def _print_id(rule_id: str) -> str:
+    return go_quote(rule_id or "<new>")
 
 
-def _page(
-    items: Iterable[SIPDispatchRuleInfo], page: Pagination | None
-) -> list[SIPDispatchRuleInfo]:
-    result = sorted(items, key=lambda r: r.sip_dispatch_rule_id)
-    if page is not None and page.after_id:
-        result = [r for r in result if r.sip_dispatch_rule_id > page.after_id]
-    if page is not None and page.limit > 0:
-        result = result[: page.limit]
-    return result
+def _print_numbers(numbers: Sequence[str]) -> str:
+    # Go's %q of a []string: ["a" "b"]; "<any>" when empty.
+    return "[" + " ".join(go_quote(n) for n in numbers) + "]" if numbers else "<any>"
+
+
+T = TypeVar("T", SIPDispatchRuleInfo, SIPInboundTrunkInfo)
+
+
+def _interleave(first: Iterable[T], second: Iterable[T]) -> Iterator[T]:
+    """dennwc/iters MultiIter: alternate between the two until both are exhausted."""
+    iters = [iter(first), iter(second)]
+    index = 0
+    while iters:
+        try:
+            item = next(iters[index])
+        except StopIteration:
+            del iters[index]
+            if iters:
+                index %= len(iters)
+            continue
+        index = (index + 1) % len(iters)
+        yield item
+
+
+def paged_list(
+    items_by_id: dict[str, T], keep: Callable[[T], bool], page: Pagination | None
+) -> list[T]:
+    """LiveKit's list: without a page, every match sorted by id. With a page, windows of `limit`
+    ids (1000 if 0) after `after_id`, each filtered, the cursor moving to the last match; the walk
+    ends at the first window with no match. Every window's matches are returned."""
+    if page is None:
+        return [items_by_id[i] for i in sorted(items_by_id) if keep(items_by_id[i])]
+    window = page.limit if page.limit > 0 else DEFAULT_WINDOW
+    after = page.after_id
+    result: list[T] = []
+    while True:
+        ids = [i for i in sorted(items_by_id) if i > after][:window]
+        matches = [items_by_id[i] for i in ids if keep(items_by_id[i])]
+        if not matches:
+            return result
+        result.extend(matches)
+        after = max(_id_of(m) for m in matches)
+
+
+def _id_of(item: SIPDispatchRuleInfo | SIPInboundTrunkInfo) -> str:
+    if isinstance(item, SIPDispatchRuleInfo):
+        return item.sip_dispatch_rule_id
+    return item.sip_trunk_id
 
 
 def _apply_list_update(current: Sequence[str], update: ListUpdate) -> list[str]:
-    result = [] if update.clear else list(update.set) if update.set else list(current)
+    if update.clear:
+        return []
+    if update.set:
+        return list(update.set)
+    result = list(current)
+    for value in update.remove:
+        if value in result:
+            result.remove(value)
     result += [v for v in update.add if v not in result]
-    return [v for v in result if v not in update.remove]
+    return result
+
+
+def _validate_list_update(update: ListUpdate) -> None:
+    change = len(update.set) + len(update.add) + len(update.remove) > 0
+    if not update.clear and not change:
+        raise TwirpError("invalid_argument", "unsupported list update operation")
+    if update.clear and change:
+        raise TwirpError("invalid_argument", "cannot clear and change the list at the same time")
+    if update.set and (update.add or update.remove):
+        raise TwirpError("invalid_argument", "cannot set and change the list at the same time")
+    if "" in (*update.set, *update.add, *update.remove):
+        raise TwirpError("invalid_argument", "empty element in the list")
+
+
+def validate_dispatch_rules(rules: Iterable[SIPDispatchRuleInfo]) -> None:
+    """protocol/sip DispatchRuleValidator: the first key seen twice is a conflict naming the rule
+    that took it first (`<new>` for the rule being created)."""
+    holders: dict[RuleKey, SIPDispatchRuleInfo] = {}
+    for rule in rules:
+        pin = rule_pin(rule.rule)
+        trunks = list(rule.trunk_ids) or [""]
+        inbound = list(rule.inbound_numbers) or [""]
+        numbers = list(rule.numbers) or [""]
+        for trunk in trunks:
+            for caller in inbound:
+                for called in numbers:
+                    key = (pin, trunk, normalize_number(caller), normalize_number(called))
+                    holder = holders.get(key)
+                    if holder is not None:
+                        raise TwirpError(
+                            "invalid_argument",
+                            CONFLICT_MESSAGE.format(
+                                id=_print_id(holder.sip_dispatch_rule_id),
+                                name=go_quote(holder.name or "<blank name>"),
+                            ),
+                        )
+                    holders[key] = rule
+
+
+def validate_trunks(trunks: Iterable[SIPInboundTrunkInfo]) -> None:
+    """protocol/sip ValidateTrunksIter for inbound trunks: per called number (or "any"), one
+    trunk without allowed numbers, and one per allowed (caller) number."""
+    buckets: dict[str, dict[str, SIPInboundTrunkInfo]] = {}
+    for trunk in trunks:
+        keys = list(dict.fromkeys(normalize_number(n) for n in trunk.numbers)) or [""]
+        for key in keys:
+            by_inbound = buckets.setdefault(key, {})
+            if not trunk.allowed_numbers:
+                other = by_inbound.get("")
+                if other is not None and other.sip_trunk_id != trunk.sip_trunk_id:
+                    raise TwirpError(
+                        "invalid_argument",
+                        f"Conflicting inbound SIP Trunks: {_print_id(trunk.sip_trunk_id)} and "
+                        f"{_print_id(other.sip_trunk_id)}, using the same number(s) "
+                        f"{_print_numbers(trunk.numbers)} without AllowedNumbers set",
+                    )
+                by_inbound[""] = trunk
+                continue
+            seen: set[str] = set()
+            for allowed in trunk.allowed_numbers:
+                inbound_key = normalize_number(allowed)
+                if inbound_key in seen:
+                    continue
+                seen.add(inbound_key)
+                other = by_inbound.get(inbound_key)
+                if other is not None and other.sip_trunk_id != trunk.sip_trunk_id:
+                    raise TwirpError(
+                        "invalid_argument",
+                        f"Conflicting inbound SIP Trunks: {_print_id(trunk.sip_trunk_id)} and "
+                        f"{_print_id(other.sip_trunk_id)}, using the same number(s) "
+                        f"{_print_numbers(trunk.numbers)} and AllowedNumber {go_quote(allowed)}",
+                    )
+                by_inbound[inbound_key] = trunk
+
+
+def _rule_filter(req: ListSIPDispatchRuleRequest) -> Callable[[SIPDispatchRuleInfo], bool]:
+    def keep(r: SIPDispatchRuleInfo) -> bool:
+        if req.dispatch_rule_ids and r.sip_dispatch_rule_id not in req.dispatch_rule_ids:
+            return False
+        # A wildcard rule (no trunk ids) applies to every trunk, so every trunk filter keeps it.
+        if req.trunk_ids and r.trunk_ids:
+            return any(t in req.trunk_ids for t in r.trunk_ids)
+        return True
+
+    return keep
+
+
+def _trunk_filter(req: ListSIPInboundTrunkRequest) -> Callable[[SIPInboundTrunkInfo], bool]:
+    wanted = {normalize_number(n) for n in req.numbers} | set(req.numbers)
+
+    def keep(t: SIPInboundTrunkInfo) -> bool:
+        if req.trunk_ids and t.sip_trunk_id not in req.trunk_ids:
+            return False
+        # A trunk without numbers accepts any number, so it matches every number filter.
+        if req.numbers and t.numbers:
+            return any(n in wanted or normalize_number(n) in wanted for n in t.numbers)
+        return True
+
+    return keep
 
 
 class SipStore:
@@ -95,65 +260,35 @@ class SipStore:
     # --- trunks ------------------------------------------------------------------------------
     def create_inbound_trunk(self, req: CreateSIPInboundTrunkRequest) -> SIPInboundTrunkInfo:
         if not req.HasField("trunk"):
-            raise TwirpError("invalid_argument", "trunk info is required")
+            raise TwirpError("invalid_argument", "missing trunk")
+        if req.trunk.sip_trunk_id:
+            raise TwirpError("invalid_argument", "trunk id must not be set")
         info = SIPInboundTrunkInfo()
         info.CopyFrom(req.trunk)
+        has_auth = bool(info.auth_username or info.auth_password)
+        if not has_auth and not info.allowed_addresses and not info.numbers:
+            raise TwirpError(
+                "invalid_argument",
+                "for security, one of the fields must be set: "
+                "AuthUsername+AuthPassword, AllowedAddresses or Numbers",
+            )
+        # The new trunk (id still empty, printed `<new>`) goes second among the candidates.
+        candidates = self.list_inbound_trunks(ListSIPInboundTrunkRequest(numbers=info.numbers))
+        validate_trunks(_interleave(candidates.items, [info]))
         info.sip_trunk_id = new_id("ST_")
-        self._validate_trunk(info)
-        info.created_at.CopyFrom(_now())
-        info.updated_at.CopyFrom(info.created_at)
         self.trunks[info.sip_trunk_id] = info
         return info
 
-    def _validate_trunk(self, new: SIPInboundTrunkInfo) -> None:
-        # Two trunks may not claim the same called number for the same (or any) caller.
-        def keys(t: SIPInboundTrunkInfo) -> set[tuple[str, str]]:
-            nums = [normalize_number(n) for n in t.numbers] or [""]
-            allowed = [normalize_number(n) for n in t.allowed_numbers] or [""]
-            return {(n, a) for n in nums for a in allowed}
-
-        new_keys = keys(new)
-        for other in sorted(self.trunks.values(), key=lambda t: t.sip_trunk_id):
-            if other.sip_trunk_id != new.sip_trunk_id and keys(other) & new_keys:
-                raise TwirpError(
-                    "invalid_argument",
-                    f'Conflicting inbound SIP Trunks: "{new.sip_trunk_id}" and '
-                    f'"{other.sip_trunk_id}", using the same number(s)',
-                )
-
     def list_inbound_trunks(self, req: ListSIPInboundTrunkRequest) -> ListSIPInboundTrunkResponse:
-        wanted_numbers = {normalize_number(n) for n in req.numbers}
-
-        def keep(t: SIPInboundTrunkInfo) -> bool:
-            if req.trunk_ids and t.sip_trunk_id not in req.trunk_ids:
-                return False
-            # A trunk without numbers accepts any number, so it matches every number filter.
-            if wanted_numbers and t.numbers:
-                return bool(wanted_numbers & {normalize_number(n) for n in t.numbers})
-            return True
-
-        items = sorted((t for t in self.trunks.values() if keep(t)), key=lambda t: t.sip_trunk_id)
         page = req.page if req.HasField("page") else None
-        if page is not None and page.after_id:
-            items = [t for t in items if t.sip_trunk_id > page.after_id]
-        if page is not None and page.limit > 0:
-            items = items[: page.limit]
-        return ListSIPInboundTrunkResponse(items=items)
+        return ListSIPInboundTrunkResponse(items=paged_list(self.trunks, _trunk_filter(req), page))
 
     def delete_trunk(self, req: DeleteSIPTrunkRequest) -> SIPTrunkInfo:
+        # LiveKit checks nothing: an unknown id is "deleted" too, and rules keep their trunk ids.
         if not req.sip_trunk_id:
-            raise TwirpError("invalid_argument", "trunk id is required")
-        trunk = self.trunks.pop(req.sip_trunk_id, None)
-        if trunk is None:
-            raise TwirpError("not_found", "requested sip trunk does not exist")
-        return SIPTrunkInfo(
-            sip_trunk_id=trunk.sip_trunk_id,
-            kind=SIPTrunkInfo.TrunkKind.TRUNK_INBOUND,
-            inbound_addresses=trunk.allowed_addresses,
-            inbound_numbers=trunk.allowed_numbers,
-            name=trunk.name,
-            metadata=trunk.metadata,
-        )
+            raise TwirpError("invalid_argument", "trunk ID is required")
+        self.trunks.pop(req.sip_trunk_id, None)
+        return SIPTrunkInfo(sip_trunk_id=req.sip_trunk_id)
 
     def trunk_for_number(self, number: str) -> SIPInboundTrunkInfo | None:
         """The trunk owning a called number; a trunk without numbers is the fallback."""
@@ -170,10 +305,13 @@ class SipStore:
     def create_dispatch_rule(self, req: CreateSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
         info = SIPDispatchRuleInfo()
         if req.HasField("dispatch_rule"):
+            if req.dispatch_rule.sip_dispatch_rule_id:
+                raise TwirpError("invalid_argument", "rule id must not be set")
             info.CopyFrom(req.dispatch_rule)
         else:
             # The deprecated flat request form, still accepted by LiveKit.
-            info.rule.CopyFrom(req.rule)
+            if req.HasField("rule"):
+                info.rule.CopyFrom(req.rule)
             info.trunk_ids.extend(req.trunk_ids)
             info.hide_phone_number = req.hide_phone_number
             info.inbound_numbers.extend(req.inbound_numbers)
@@ -183,22 +321,43 @@ class SipStore:
             info.room_preset = req.room_preset
             if req.HasField("room_config"):
                 info.room_config.CopyFrom(req.room_config)
-        info.sip_dispatch_rule_id = ""
-        self._validate_rule(info)
+        if not info.HasField("rule"):
+            raise TwirpError("invalid_argument", "missing rule")
+        # Candidates come from the request's flat trunk_ids (empty with the dispatch_rule form:
+        # every rule); the new rule, id still empty, goes second.
+        candidates = self.list_dispatch_rules(ListSIPDispatchRuleRequest(trunk_ids=req.trunk_ids))
+        validate_dispatch_rules(_interleave(candidates.items, [info]))
         info.sip_dispatch_rule_id = new_id("SDR_")
-        info.created_at.CopyFrom(_now())
-        info.updated_at.CopyFrom(info.created_at)
+        # LiveKit v1.13.5 leaves created_at / updated_at unset, and always sets `media`.
+        info.media.SetInParent()
         self.rules[info.sip_dispatch_rule_id] = info
         return info
 
     def update_dispatch_rule(self, req: UpdateSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
-        current = self._existing_rule(req.sip_dispatch_rule_id)
-        info = SIPDispatchRuleInfo()
         action = req.WhichOneof("action")
+        # Request validation comes before the lookup of the rule.
+        if not req.sip_dispatch_rule_id:
+            raise TwirpError("invalid_argument", "rule id must be set")
+        if action is None:
+            raise TwirpError("invalid_argument", "missing or unsupported update action")
+        if action == "replace":
+            replace_id = req.replace.sip_dispatch_rule_id
+            if replace_id and replace_id != req.sip_dispatch_rule_id:
+                raise TwirpError(
+                    "invalid_argument",
+                    "rule id in the info must be empty or match the id in the update",
+                )
+            if not req.replace.HasField("rule"):
+                raise TwirpError("invalid_argument", "missing rule")
+        elif req.update.HasField("trunk_ids"):
+            _validate_list_update(req.update.trunk_ids)
+        current = self.rules.get(req.sip_dispatch_rule_id)
+        if current is None:
+            raise TwirpError("not_found", RULE_NOT_FOUND)
+        info = SIPDispatchRuleInfo()
         if action == "replace":
             info.CopyFrom(req.replace)
-            info.created_at.CopyFrom(current.created_at)
-        elif action == "update":
+        else:
             info.CopyFrom(current)
             upd = req.update
             if upd.HasField("trunk_ids"):
@@ -211,68 +370,38 @@ class SipStore:
                 info.name = upd.name
             if upd.HasField("metadata"):
                 info.metadata = upd.metadata
-            if upd.attributes:
-                info.attributes.clear()
-                info.attributes.update(upd.attributes)
+            # Attributes are merged; an empty value removes the key.
+            for key, value in upd.attributes.items():
+                if value:
+                    info.attributes[key] = value
+                else:
+                    info.attributes.pop(key, None)
             if upd.HasField("media_encryption"):
                 info.media_encryption = upd.media_encryption
             if upd.HasField("media"):
                 info.media.CopyFrom(upd.media)
-        else:
-            raise TwirpError("invalid_argument", "missing or unsupported update action")
         info.sip_dispatch_rule_id = current.sip_dispatch_rule_id
-        self._validate_rule(info)
-        info.updated_at.CopyFrom(_now())
+        info.media.SetInParent()
+        # Candidates: stored rules filtered by the *updated* trunk ids, the rule in its place.
+        candidates = self.list_dispatch_rules(ListSIPDispatchRuleRequest(trunk_ids=info.trunk_ids))
+        validate_dispatch_rules(
+            info if r.sip_dispatch_rule_id == info.sip_dispatch_rule_id else r
+            for r in candidates.items
+        )
         self.rules[info.sip_dispatch_rule_id] = info
         return info
 
     def delete_dispatch_rule(self, req: DeleteSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
-        rule = self._existing_rule(req.sip_dispatch_rule_id)
-        del self.rules[rule.sip_dispatch_rule_id]
+        if not req.sip_dispatch_rule_id:
+            raise TwirpError("invalid_argument", "dispatch rule ID is required")
+        rule = self.rules.pop(req.sip_dispatch_rule_id, None)
+        if rule is None:
+            raise TwirpError("not_found", RULE_NOT_FOUND)
         return rule
 
     def list_dispatch_rules(self, req: ListSIPDispatchRuleRequest) -> ListSIPDispatchRuleResponse:
-        def keep(r: SIPDispatchRuleInfo) -> bool:
-            if req.dispatch_rule_ids and r.sip_dispatch_rule_id not in req.dispatch_rule_ids:
-                return False
-            # A wildcard rule (no trunk ids) applies to every trunk, so every trunk filter keeps it.
-            if req.trunk_ids and r.trunk_ids:
-                return any(t in req.trunk_ids for t in r.trunk_ids)
-            return True
-
         page = req.page if req.HasField("page") else None
-        return ListSIPDispatchRuleResponse(items=_page(filter(keep, self.rules.values()), page))
+        return ListSIPDispatchRuleResponse(items=paged_list(self.rules, _rule_filter(req), page))
 
     def sorted_rules(self) -> list[SIPDispatchRuleInfo]:
-        return _page(self.rules.values(), None)
-
-    def _existing_rule(self, rule_id: str) -> SIPDispatchRuleInfo:
-        if not rule_id:
-            raise TwirpError("invalid_argument", "dispatch rule id is required")
-        rule = self.rules.get(rule_id)
-        if rule is None:
-            raise TwirpError("not_found", "requested sip dispatch rule does not exist")
-        return rule
-
-    def _validate_rule(self, info: SIPDispatchRuleInfo) -> None:
-        kind = info.rule.WhichOneof("rule")
-        if kind is None:
-            raise TwirpError("invalid_argument", "dispatch rule is required")
-        if kind == "dispatch_rule_direct" and not info.rule.dispatch_rule_direct.room_name:
-            raise TwirpError("invalid_argument", "room name is required for a direct rule")
-        holders: dict[RuleKey, SIPDispatchRuleInfo] = {}
-        for other in self.sorted_rules():
-            if other.sip_dispatch_rule_id == info.sip_dispatch_rule_id:
-                continue
-            for key in rule_keys(other):
-                holders.setdefault(key, other)
-        for key in rule_keys(info):
-            holder = holders.get(key)
-            if holder is not None:
-                raise TwirpError(
-                    "invalid_argument",
-                    "Dispatch rule for the same trunk, inbound number, number, and PIN "
-                    "combination already exists in dispatch rule "
-                    f"{_quote(holder.sip_dispatch_rule_id)} "
-                    f"{_quote(holder.name or '<blank name>')}",
-                )
+        return [self.rules[i] for i in sorted(self.rules)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from google.protobuf import json_format
@@ -56,17 +56,24 @@ class TwirpError(Exception):
         body: dict[str, object] = {"code": self.code, "msg": self.msg}
         if self.meta:
             body["meta"] = self.meta
-        return web.Response(status=self.status, text=json.dumps(body), content_type=JSON)
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        return web.Response(status=self.status, text=text, content_type=JSON)
+
+
+def bad_route(request: web.Request, msg: str) -> TwirpError:
+    """twirp-go's bad_route: 404, with the method and path in `meta.twirp_invalid_route`."""
+    return TwirpError("bad_route", msg, {"twirp_invalid_route": f"{request.method} {request.path}"})
 
 
 def encoding_of(request: web.Request) -> str:
     """The body encoding of a Twirp request; anything else is a bad route, as in twirp-go."""
-    ctype = request.content_type.lower()
+    raw = request.headers.get("Content-Type", "")
+    ctype = raw.split(";", 1)[0].strip().lower()
     if ctype in (PROTOBUF, "application/x-protobuf"):
         return PROTOBUF
     if ctype == JSON:
         return JSON
-    raise TwirpError("bad_route", f"unexpected Content-Type: {request.content_type!r}")
+    raise bad_route(request, f"unexpected Content-Type: {json.dumps(ctype)}")
 
 
 def decode(body: bytes, encoding: str, message_type: type[M]) -> M:
@@ -79,15 +86,34 @@ def decode(body: bytes, encoding: str, message_type: type[M]) -> M:
             msg.ParseFromString(body)
     except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
         kind = "json" if encoding == JSON else "protobuf"
-        raise TwirpError("malformed", f"the {kind} request could not be decoded: {exc}") from exc
+        raise TwirpError("malformed", f"the {kind} request could not be decoded") from exc
     return msg
+
+
+def _json_value(msg: Message) -> dict[str, Any]:
+    """`msg` as twirp-go's JSON: fields in descriptor order, unset singular messages as null."""
+    plain: dict[str, Any] = json_format.MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    result: dict[str, Any] = {}
+    for field in msg.DESCRIPTOR.fields:
+        name = field.name
+        is_message = field.message_type is not None and not field.message_type.GetOptions().map_entry
+        singular = not field.is_repeated
+        if is_message and singular:
+            if msg.HasField(name):
+                result[name] = _json_value(getattr(msg, name))
+            elif field.containing_oneof is None:
+                result[name] = None
+        elif name in plain:
+            result[name] = plain[name]
+    return result
 
 
 def encode(msg: Message, encoding: str) -> web.Response:
     if encoding == JSON:
-        # twirp-go answers JSON with proto field names and unpopulated fields included.
-        text = json_format.MessageToJson(
-            msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
+        # twirp-go (protojson, EmitUnpopulated): proto field names, every field in field order,
+        # unset messages as null. That build of protojson puts a space after each comma.
+        text = json.dumps(_json_value(msg), separators=(", ", ":"), ensure_ascii=False)
         return web.Response(status=200, text=text, content_type=JSON)
     return web.Response(status=200, body=msg.SerializeToString(), content_type=PROTOBUF)

@@ -6,13 +6,14 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from google.protobuf.json_format import MessageToJson
+from google.protobuf.json_format import MessageToDict
 from livekit.protocol.webhook import WebhookEvent
 
 from .auth import sign
@@ -24,6 +25,24 @@ TOKEN_TTL_SECONDS = 300.0
 # How long reordered events wait for the rest of their batch before going out anyway.
 REORDER_FLUSH_SECONDS = 1.0
 QUEUE_SIZE = 1000
+# go-retryablehttp, as LiveKit's webhook notifier uses it: waits of min * 2^n, at most 30 s.
+RETRY_WAIT_MAX_SECONDS = 30.0
+
+
+def webhook_body(event: WebhookEvent) -> bytes:
+    """protojson, as LiveKit sends it: compact, camelCase names, defaults left out, int64 values
+    (`createdAt`, `creationTime`) as JSON strings."""
+    return json.dumps(MessageToDict(event), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def is_retryable_status(status: int) -> bool:
+    """go-retryablehttp's default policy: 429 and 5xx (but 501) are retried, other answers not."""
+    return status == 429 or (status >= 500 and status != 501)
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -44,7 +63,7 @@ class WebhookSender:
         faults: Faults,
         *,
         max_attempts: int = 5,
-        retry_backoff: float = 0.1,
+        retry_backoff: float = 1.0,
     ) -> None:
         self.urls = list(urls)
         self._api_key = api_key
@@ -150,22 +169,34 @@ class WebhookSender:
             await self._deliver(url, event)
 
     async def _deliver(self, url: str, event: WebhookEvent) -> None:
-        body = MessageToJson(event)
-        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        body = webhook_body(event)
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
         for attempt in range(1, self._max_attempts + 1):
             # A fresh token per attempt, so a late retry is still within its 5 minutes.
             token = sign(self._api_key, self._api_secret, {"sha256": digest}, TOKEN_TTL_SECONDS)
             headers = {"Content-Type": "application/webhook+json", "Authorization": token}
             outcome: str
+            wait = min(self._retry_backoff * 2 ** (attempt - 1), RETRY_WAIT_MAX_SECONDS)
             try:
                 assert self._session is not None
-                async with self._session.post(url, data=body.encode(), headers=headers) as resp:
+                async with self._session.post(url, data=body, headers=headers) as resp:
                     await resp.read()
                     if 200 <= resp.status < 300:
                         self.deliveries.append((url, event.event, event.id))
                         log.info("webhook %s %s -> %s %d", event.event, event.id, url, resp.status)
                         return
                     outcome = f"HTTP {resp.status}"
+                    if not is_retryable_status(resp.status):
+                        log.info(
+                            "webhook %s %s -> %s %s, not retried",
+                            event.event,
+                            event.id,
+                            url,
+                            outcome,
+                        )
+                        break
+                    if resp.status in (429, 503):
+                        wait = _retry_after(resp.headers) or wait
             except (TimeoutError, aiohttp.ClientError) as exc:
                 outcome = type(exc).__name__
             log.info(
@@ -178,5 +209,5 @@ class WebhookSender:
                 self._max_attempts,
             )
             if attempt < self._max_attempts:
-                await asyncio.sleep(self._retry_backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(wait)
         self.failures.append((url, event.event, event.id))

@@ -1,22 +1,48 @@
 """`meet-telephony`: the service's command line.
 
-Process entry points are imported lazily, so `telephony` (shared by every process) does not
-depend on the worker's or the gateway's modules.
+Process entry points (worker, gateway, emulator) and the heavier helpers (`dev`, `doctor`) are
+imported lazily, so `telephony` (shared by every process) does not depend on their modules.
+Every command takes `--json`; exit codes are in `telephony.console`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
 
+from telephony.console import (
+    EXIT_CODES_HELP,
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    key_values,
+    print_json,
+    spinner,
+    table,
+)
 from telephony.logs import configure_logging
 from telephony.settings import Settings, SettingsError, load_settings
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_BAD_SETTINGS = 2
+# Kept for callers of the first version of this module.
+EXIT_BAD_SETTINGS = EXIT_USAGE
+
+ENV_FILE_VARIABLE = "TELEPHONY_ENV_FILE"
+DEFAULT_CALLER = "+15550100"
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+# --- worker, gateway, emulator, dev, doctor ---------------------------------------------------
 
 
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -34,26 +60,411 @@ def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(run_gateway(settings, insecure_no_api_token=args.insecure_no_api_token))
     except GatewayConfigError as exc:
         print(f"meet-telephony gateway: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
+        return EXIT_USAGE
     return EXIT_OK
 
 
+def _run_emulator(settings: Settings, args: argparse.Namespace) -> int:
+    from livekit_emulator.__main__ import main as emulator_main
+
+    defaults: list[str] = []
+    if settings.livekit_api_key:
+        defaults += ["--api-key", settings.livekit_api_key]
+    if settings.livekit_api_secret:
+        defaults += ["--api-secret", settings.livekit_api_secret.get_secret_value()]
+    # Arguments given on the command line come last, so they win over the settings.
+    emulator_main([*defaults, *args.emulator_args])
+    return EXIT_OK
+
+
+def _run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from telephony.dev import run_dev
+
+    return run_dev(settings, args)
+
+
+def _run_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from telephony.doctor import run_doctor
+
+    code: int = asyncio.run(run_doctor(settings, gateway_url=args.gateway_url, as_json=args.json))
+    return code
+
+
+# --- config -----------------------------------------------------------------------------------
+
+MASK = "********"
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """Every setting by environment variable name, secrets masked (set or not)."""
+    from pydantic import SecretStr
+
+    shown: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = MASK if value.get_secret_value() else None
+        elif hasattr(value, "total_seconds"):
+            value = f"{int(value.total_seconds())}s"
+        elif hasattr(value, "value"):
+            value = value.value
+        shown[name.upper()] = value
+    return shown
+
+
+def _shown_value(value: Any) -> Any:
+    if value is None or value == []:
+        return "(unset)"
+    return ",".join(value) if isinstance(value, list) else value
+
+
+def _run_config(settings: Settings, args: argparse.Namespace) -> int:
+    if args.markdown:
+        from telephony.settings_doc import markdown_table
+
+        print(markdown_table())
+        return EXIT_OK
+    shown = effective_settings(settings)
+    if args.json:
+        print_json(shown)
+        return EXIT_OK
+    rows = [(name, _shown_value(value)) for name, value in shown.items()]
+    print(table(["VARIABLE", "VALUE"], rows))
+    return EXIT_OK
+
+
+# --- rooms ------------------------------------------------------------------------------------
+
+
+def _rooms(
+    settings: Settings,
+    args: argparse.Namespace,
+    action: Callable[[Any], Awaitable[Any]],
+    render: Callable[[Any], None],
+) -> int:
+    """Connect, run `action(client)`, render; map the client's errors to exit codes."""
+    from telephony.client import (
+        InvalidRoomId,
+        InvalidSchedule,
+        RoomNotRegistered,
+        TelephonyClient,
+        TelephonyDisabled,
+        TelephonyError,
+        TelephonyUnavailable,
+    )
+
+    async def go() -> Any:
+        async with spinner("waiting for Temporal"), TelephonyClient.connect(settings) as client:
+            return await action(client)
+
+    codes: list[tuple[type[TelephonyError], int]] = [
+        (RoomNotRegistered, EXIT_NOT_FOUND),
+        (TelephonyUnavailable, EXIT_UNAVAILABLE),
+        (InvalidRoomId, EXIT_USAGE),
+        (InvalidSchedule, EXIT_USAGE),
+        (TelephonyDisabled, EXIT_USAGE),
+    ]
+    try:
+        result = asyncio.run(go())
+    except TelephonyError as exc:
+        code = next((c for kind, c in codes if isinstance(exc, kind)), EXIT_FAILURE)
+        _fail(args, exc.code, str(exc))
+        return code
+    render(result)
+    return EXIT_OK
+
+
+def _fail(args: argparse.Namespace, code: str, message: str) -> None:
+    if args.json:
+        print_json({"error": code, "message": message})
+    else:
+        print(f"meet-telephony: {message}", file=sys.stderr)
+
+
+def _render_dial_in(args: argparse.Namespace) -> Callable[[Any], None]:
+    def render(info: Any) -> None:
+        if args.json:
+            print_json(info.model_dump(mode="json"))
+            return
+        pairs: list[tuple[str, Any]] = [
+            ("room", info.room_id),
+            ("pin", info.pin_display),
+            ("state", info.state.value),
+        ]
+        pairs += [("number", f"{n.international}  ({n.tel_uri})") for n in info.numbers]
+        pairs += [
+            ("window", f"{w.starts_at.isoformat()} → {w.ends_at.isoformat()}")
+            for w in info.schedule
+        ]
+        print(key_values(pairs))
+
+    return render
+
+
+def _run_rooms_register(settings: Settings, args: argparse.Namespace) -> int:
+    windows = args.window or None
+    return _rooms(
+        settings, args, lambda c: c.register_room(args.room, windows), _render_dial_in(args)
+    )
+
+
+def _run_rooms_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    return _rooms(settings, args, lambda c: c.rotate_pin(args.room), _render_dial_in(args))
+
+
+def _run_rooms_schedule(settings: Settings, args: argparse.Namespace) -> int:
+    windows = [] if args.clear else (args.window or [])
+    if not args.clear and not windows:
+        print("meet-telephony rooms schedule: give --window START/END or --clear", file=sys.stderr)
+        return EXIT_USAGE
+    return _rooms(
+        settings, args, lambda c: c.set_schedule(args.room, windows), _render_dial_in(args)
+    )
+
+
+def _run_rooms_show(settings: Settings, args: argparse.Namespace) -> int:
+    from telephony.dialin import build_dial_in_info
+
+    def render(status: Any) -> None:
+        info = build_dial_in_info(
+            status, settings.configured_phone_numbers, settings.room_telephony_default_country
+        )
+        if args.json:
+            print_json(
+                {
+                    **info.model_dump(mode="json"),
+                    "rule_id": status.rule_id,
+                    "session": status.session.model_dump(mode="json") if status.session else None,
+                    "last_error": status.last_error,
+                }
+            )
+            return
+        _render_dial_in(args)(info)
+        extra: list[tuple[str, Any]] = [("rule", status.rule_id or "-")]
+        if status.session is not None:
+            extra.append(("session", f"{status.session.sid} since {status.session.started_at}"))
+        if status.last_error:
+            extra.append(("last error", status.last_error))
+        print(key_values(extra))
+
+    return _rooms(settings, args, lambda c: c.get_status(args.room), render)
+
+
+def _run_rooms_unregister(settings: Settings, args: argparse.Namespace) -> int:
+    def render(status: Any) -> None:
+        if args.json:
+            print_json({"room_id": status.room_id, "registered": status.registered})
+        else:
+            print(f"room {status.room_id} unregistered: dispatch rule removed, PIN released")
+
+    return _rooms(settings, args, lambda c: c.unregister_room(args.room), render)
+
+
+LIST_QUERY = "WorkflowType='RoomTelephonyWorkflow' AND ExecutionStatus='Running'"
+
+
+async def list_rooms(client: Any, limit: int) -> list[dict[str, Any]]:
+    """Registered rooms from Temporal visibility: id, state, start time. Never the PIN."""
+    from telephony.contracts import TELEPHONY_ROOM_ID, TELEPHONY_STATE
+
+    rooms: list[dict[str, Any]] = []
+    async for execution in client.temporal.list_workflows(LIST_QUERY, limit=limit):
+        attributes = execution.typed_search_attributes
+        started: datetime | None = execution.start_time
+        rooms.append(
+            {
+                "room_id": attributes.get(TELEPHONY_ROOM_ID),
+                "state": attributes.get(TELEPHONY_STATE),
+                "workflow_id": execution.id,
+                "started_at": started.isoformat() if started else None,
+            }
+        )
+    return rooms
+
+
+def _run_rooms_list(settings: Settings, args: argparse.Namespace) -> int:
+    def render(rooms: list[dict[str, Any]]) -> None:
+        if args.json:
+            print_json(rooms)
+            return
+        rows = [(r["room_id"], r["state"], r["started_at"]) for r in rooms]
+        print(table(["ROOM", "STATE", "RUN STARTED"], rows))
+
+    return _rooms(settings, args, lambda c: list_rooms(c, args.limit), render)
+
+
+# --- call -------------------------------------------------------------------------------------
+
+REFUSALS = {
+    "no_trunk": "no inbound trunk owns this number (check the number, or create a trunk)",
+    "no_rules": "no dispatch rule applies: the room is not open to phone calls right now "
+    "(start the room, or use ROOM_TELEPHONY_DISPATCH_MODE=always)",
+    "invalid_pin": "the PIN is not 1-16 digits",
+    "wrong_pin": "no open room has this PIN (is the room started? was the PIN rotated?)",
+}
+
+
+def http_url(url: str) -> str:
+    """LiveKit URLs may be ws(s)://; its HTTP API lives at the same place over http(s)."""
+    if url.startswith("ws://"):
+        return "http://" + url[len("ws://") :]
+    if url.startswith("wss://"):
+        return "https://" + url[len("wss://") :]
+    return url
+
+
+def _run_call(settings: Settings, args: argparse.Namespace) -> int:
+    import aiohttp
+
+    livekit = args.livekit_url or settings.livekit_url
+    if not livekit:
+        print("meet-telephony call: set LIVEKIT_URL or pass --livekit-url", file=sys.stderr)
+        return EXIT_USAGE
+    number = args.number or next(iter(settings.configured_phone_numbers), None)
+    if not number:
+        print(
+            "meet-telephony call: set ROOM_TELEPHONY_PHONE_NUMBER or pass --number",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    url = f"{http_url(livekit)}/_emulator/calls"
+    body = {"pin": args.pin, "number": number, "caller": args.caller}
+
+    async def go() -> tuple[int, Any]:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            spinner("calling"),
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(url, json=body) as response,
+        ):
+            data = await response.json(content_type=None) if response.status == 200 else None
+            return response.status, data
+
+    try:
+        status, result = asyncio.run(go())
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        _fail(args, "livekit_unreachable", f"LiveKit emulator at {livekit} unreachable: {exc}")
+        return EXIT_UNAVAILABLE
+    if status != 200 or not isinstance(result, dict):
+        _fail(
+            args,
+            "not_an_emulator",
+            f"{livekit} answered HTTP {status} to {url}: `call` needs the LiveKit emulator "
+            "(`meet-telephony dev` or `meet-telephony emulator`)",
+        )
+        return EXIT_FAILURE
+    if args.json:
+        print_json(result)
+    elif result.get("accepted"):
+        print(
+            f"landed in room {result.get('room_name')} as {result.get('participant_identity')} "
+            f"(rule {result.get('rule_id')}, trunk {result.get('trunk_id')})"
+        )
+    else:
+        reason = str(result.get("reason"))
+        print(f"refused: {reason}: {REFUSALS.get(reason, '')}".rstrip(": "))
+    return EXIT_OK if result.get("accepted") else EXIT_FAILURE
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def schedule_window(value: str) -> Any:
+    """`START/END`, both ISO 8601 with a UTC offset."""
+    from pydantic import ValidationError
+
+    from telephony.models import ScheduleWindow
+
+    start, sep, end = value.partition("/")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected START/END (ISO 8601)")
+    try:
+        return ScheduleWindow.model_validate({"starts_at": start, "ends_at": end})
+    except ValidationError as exc:
+        message = exc.errors()[0].get("msg", "invalid window")
+        raise argparse.ArgumentTypeError(f"{value!r}: {message}") from None
+
+
+def _epilog(*examples: str) -> str:
+    lines = ["examples:", *(f"  {example}" for example in examples), "", EXIT_CODES_HELP]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine-readable output (one JSON document on stdout)",
+    )
+    formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="meet-telephony",
         description="Phone dial-in for LiveKit rooms, run on Temporal.",
-        epilog="Settings come from the environment; see the README's settings table.",
+        formatter_class=formatter,
+        epilog=_epilog(
+            "meet-telephony dev                      # the whole stack on 127.0.0.1",
+            "meet-telephony --env-file .data/dev.env rooms register my-room",
+            "meet-telephony --env-file .data/dev.env call --pin 1234567890",
+            "meet-telephony doctor",
+        )
+        + "\n\nSettings come from the environment (see the README's settings table); "
+        f"--env-file (or {ENV_FILE_VARIABLE}) adds a dotenv file below the environment.",
+    )
+    parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--env-file",
+        default=os.environ.get(ENV_FILE_VARIABLE),
+        metavar="FILE",
+        help=f"read settings from this dotenv file too (env: {ENV_FILE_VARIABLE}); "
+        "the environment wins over the file",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    worker = commands.add_parser(
+
+    def command(name: str, handler: Handler, help: str, *examples: str, **kw: Any) -> Any:
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=kw.pop("description", help),
+            parents=[common],
+            formatter_class=formatter,
+            epilog=_epilog(*examples) if examples else EXIT_CODES_HELP,
+            **kw,
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    dev = command(
+        "dev",
+        _run_dev,
+        "run Temporal, the worker, the gateway and the LiveKit emulator in one terminal",
+        "meet-telephony dev",
+        "meet-telephony dev --gateway-port 9080 --data-dir /tmp/telephony",
+        "LIVEKIT_URL=https://lk.example.org LIVEKIT_API_KEY=... LIVEKIT_API_SECRET=... "
+        "meet-telephony dev",
+        description=(
+            "Start the dev stack on 127.0.0.1 with one merged, prefixed log; Ctrl-C stops it. "
+            "State (Temporal's database, the API token) persists under --data-dir. With "
+            "LIVEKIT_URL set, that LiveKit is used instead of the emulator."
+        ),
+    )
+    from telephony.dev import add_dev_arguments
+
+    add_dev_arguments(dev)
+
+    command(
         "worker",
-        help="run the Temporal worker (room workflows, PIN leases, LiveKit activities)",
+        _run_worker,
+        "run the Temporal worker (room workflows, PIN leases, LiveKit activities)",
+        "meet-telephony worker",
         description="Run the worker until SIGTERM/SIGINT; in-flight activities finish first.",
     )
-    worker.set_defaults(handler=_run_worker)
-    gateway = commands.add_parser(
+    gateway = command(
         "gateway",
-        help="run the HTTP gateway (LiveKit webhooks, backend API, health, metrics)",
+        _run_gateway,
+        "run the HTTP gateway (LiveKit webhooks, backend API, health, metrics)",
+        "TELEPHONY_API_TOKEN=... meet-telephony gateway",
         description=(
             "Serve on TELEPHONY_GATEWAY_HOST:TELEPHONY_GATEWAY_PORT until SIGTERM/SIGINT; "
             "in-flight requests finish first. Needs TELEPHONY_API_TOKEN."
@@ -64,21 +475,169 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="development only: run without TELEPHONY_API_TOKEN, with the API token check off",
     )
-    gateway.set_defaults(handler=_run_gateway)
+    emulator = commands.add_parser(
+        "emulator",
+        help="run the LiveKit emulator standalone (dev only)",
+        description="Arguments are passed to the emulator; `meet-telephony emulator --help` "
+        "lists them. LIVEKIT_API_KEY/SECRET, if set, are its defaults.",
+        add_help=False,
+    )
+    emulator.set_defaults(handler=_run_emulator)
+
+    rooms = commands.add_parser(
+        "rooms",
+        help="register, show, list, rotate the PIN of, schedule or unregister rooms",
+        formatter_class=formatter,
+        epilog=_epilog(
+            "meet-telephony rooms register my-room",
+            "meet-telephony rooms show my-room --json",
+            "meet-telephony rooms list",
+            "meet-telephony rooms schedule my-room "
+            "--window 2030-01-01T09:00:00+01:00/2030-01-01T10:00:00+01:00",
+        ),
+    )
+    room_commands = rooms.add_subparsers(dest="rooms_command", required=True, metavar="ACTION")
+
+    def room_command(name: str, handler: Handler, help: str, *examples: str) -> Any:
+        sub = room_commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=[common],
+            formatter_class=formatter,
+            epilog=_epilog(*examples),
+        )
+        sub.set_defaults(handler=handler)
+        if name != "list":
+            sub.add_argument("room", help="the room id (the LiveKit room name)")
+        return sub
+
+    register = room_command(
+        "register",
+        _run_rooms_register,
+        "register a room (idempotent): allocates its PIN, prints its dial-in info",
+        "meet-telephony rooms register my-room",
+    )
+    register.add_argument(
+        "--window",
+        action="append",
+        type=schedule_window,
+        metavar="START/END",
+        help="a scheduled window (ISO 8601, with offset) opening phone access early; repeatable",
+    )
+    room_command(
+        "show",
+        _run_rooms_show,
+        "a room's dial-in info, state and rule",
+        "meet-telephony rooms show my-room",
+    )
+    listing = room_command(
+        "list",
+        _run_rooms_list,
+        "registered rooms from Temporal visibility (no PINs)",
+        "meet-telephony rooms list --json",
+    )
+    listing.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
+    room_command(
+        "rotate-pin",
+        _run_rooms_rotate,
+        "give the room a new PIN; the old one stops working",
+        "meet-telephony rooms rotate-pin my-room",
+    )
+    schedule = room_command(
+        "schedule",
+        _run_rooms_schedule,
+        "replace the room's scheduled windows",
+        "meet-telephony rooms schedule my-room --window 2030-01-01T09:00Z/2030-01-01T10:00Z",
+        "meet-telephony rooms schedule my-room --clear",
+    )
+    schedule.add_argument(
+        "--window", action="append", type=schedule_window, metavar="START/END", help="repeatable"
+    )
+    schedule.add_argument("--clear", action="store_true", help="remove every window")
+    room_command(
+        "unregister",
+        _run_rooms_unregister,
+        "remove the room's dispatch rule and release its PIN",
+        "meet-telephony rooms unregister my-room",
+    )
+
+    call = command(
+        "call",
+        _run_call,
+        "simulate a phone call against the LiveKit emulator: where it lands, or why not",
+        "meet-telephony call --pin 1234567890",
+        "meet-telephony call --pin 1234567890 --number +33123456789 --caller +15550123",
+    )
+    call.add_argument("--pin", required=True, help="the digits the caller types")
+    call.add_argument("--number", help="the number dialled (default: the first configured one)")
+    call.add_argument("--caller", default=DEFAULT_CALLER, help=f"caller id ({DEFAULT_CALLER})")
+    call.add_argument("--livekit-url", help="the emulator (default: LIVEKIT_URL)")
+
+    doctor = command(
+        "doctor",
+        _run_doctor,
+        "check settings, Temporal, search attributes, LiveKit, SIP trunks and the gateway",
+        "meet-telephony doctor",
+        "meet-telephony doctor --gateway-url https://telephony.example.org --json",
+    )
+    doctor.add_argument(
+        "--gateway-url",
+        help="the gateway LiveKit posts webhooks to "
+        "(default: http://TELEPHONY_GATEWAY_HOST:TELEPHONY_GATEWAY_PORT)",
+    )
+    config = command(
+        "config",
+        _run_config,
+        "print the effective settings, secrets masked",
+        "meet-telephony config",
+        "meet-telephony config --markdown   # the README's settings table",
+    )
+    config.add_argument(
+        "--markdown", action="store_true", help="print the settings reference table (Markdown)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `emulator` passes its arguments through; every other command must know all of its own.
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "emulator":
+        args.emulator_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    overrides: dict[str, Any] = {}
+    if args.env_file:
+        if not Path(args.env_file).is_file():
+            print(f"meet-telephony: --env-file {args.env_file}: no such file", file=sys.stderr)
+            return EXIT_USAGE
+        overrides["_env_file"] = args.env_file
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"meet-telephony: invalid setting: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
+        return EXIT_USAGE
     configure_logging(settings)
-    handler = args.handler
-    result: int = handler(settings, args)
-    return result
+    handler: Handler = args.handler
+    code = handler(settings, args)
+    if argv is None:
+        _exit_process(code)
+    return code
+
+
+def _exit_process(code: int) -> NoReturn:
+    """End the process now, once output is flushed.
+
+    Run as a command (not called from Python), skip interpreter finalization: Temporal's client
+    keeps native threads that can abort a finalizing interpreter ("PyGILState_Release"), which
+    would turn a successful command into a crash with exit code -6.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

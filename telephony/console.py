@@ -31,7 +31,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain text table, columns left-aligned, two spaces apart."""
     cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    lines = ("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells)
     return "\n".join(lines)
 
 

@@ -190,7 +190,7 @@ async def test_the_gateway_command_refuses_to_start_without_an_api_token(
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
 
-    assert process.returncode == 2
+    assert process.returncode == 2, stderr.decode()
     assert b"TELEPHONY_API_TOKEN is not set" in stderr
 
 
@@ -226,3 +226,17 @@ async def _poll_ready(session: aiohttp.ClientSession, url: str) -> Any:
             pass
         await asyncio.sleep(0.05)
     pytest.fail(f"{url} never became ready")
+
+
+async def test_the_gateway_imports_no_workflow_activity_or_worker_code() -> None:
+    probe = (
+        "import sys, webhook_gateway.server\n"
+        "engine = {'workflows', 'activities', 'worker'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & engine))"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 30)
+
+    assert stdout.decode().strip() == "[]"

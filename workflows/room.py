@@ -354,14 +354,15 @@ class RoomTelephonyWorkflow:
         return self.state.unregistered and self.state.converged(workflow.now())
 
     def _continue_as_new_due(self) -> bool:
-        """After a finished session, or when history is long; never with LiveKit out of step."""
-        if not self.state.converged(workflow.now()):
-            return False
+        """When history is long (even mid-outage: the state carries what is left to do), or
+        after a finished session once LiveKit reflects it."""
         info = workflow.info()
         threshold = self.state.history_event_threshold
         if threshold is not None and info.get_current_history_length() >= threshold:
             return True
-        return self.state.sessions_ended > 0 or info.is_continue_as_new_suggested()
+        if info.is_continue_as_new_suggested():
+            return True
+        return self.state.sessions_ended > 0 and self.state.converged(workflow.now())
 
     def _publish_state(self) -> None:
         value = self.state.telephony_state.value

@@ -4,10 +4,12 @@ against a shared real server), and clean-up of everything a test creates."""
 from __future__ import annotations
 
 import datetime
+import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 import pytest
 from livekit import api
 from livekit.protocol.sip import (
@@ -66,6 +68,26 @@ def token(
     return tok.to_jwt()
 
 
+async def post_json(
+    target: LiveKitTarget, path: str, body: dict[str, object], tok: str
+) -> tuple[int, str, dict[str, object]]:
+    """A raw Twirp JSON call (for requests `livekit-api` cannot build); (status, type, body)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            target.url + path,
+            data=json.dumps(body),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {tok}"},
+        ) as resp,
+    ):
+        return resp.status, resp.content_type, json.loads(await resp.text())
+
+
+def id_just_below(rule_id: str) -> str:
+    """A string sorting right before `rule_id`: no id of the same length lies in between."""
+    return rule_id[:-1] + chr(ord(rule_id[-1]) - 1) + "~"
+
+
 @dataclass
 class Resources:
     """Creates trunks, rules and rooms through the API, remembering them for clean-up."""
@@ -87,9 +109,16 @@ class Resources:
         return info
 
     async def rule(self, info: SIPDispatchRuleInfo) -> SIPDispatchRuleInfo:
-        created = await self.lk.sip.create_dispatch_rule(
-            CreateSIPDispatchRuleRequest(dispatch_rule=info)
+        return await self.create_rule(CreateSIPDispatchRuleRequest(dispatch_rule=info))
+
+    async def flat_rule(self, info: SIPDispatchRuleInfo) -> SIPDispatchRuleInfo:
+        """Created with the deprecated flat request fields (trunk_ids, rule, name)."""
+        return await self.create_rule(
+            CreateSIPDispatchRuleRequest(trunk_ids=info.trunk_ids, rule=info.rule, name=info.name)
         )
+
+    async def create_rule(self, request: CreateSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
+        created = await self.lk.sip.create_dispatch_rule(request)
         self.rule_ids.append(created.sip_dispatch_rule_id)
         return created
 
@@ -111,6 +140,34 @@ class Resources:
             )
         for room in self.room_names:
             await _ignore_not_found(self.lk.room.delete_room(api.DeleteRoomRequest(room=room)))
+
+
+async def rule_sorting_before(
+    res: Resources, rule_id: str, trunk_ids: list[str] | None = None, attempts: int = 60
+) -> SIPDispatchRuleInfo:
+    """Create rules (fresh PINs) until one's id sorts before `rule_id` (ids are random)."""
+    for _ in range(attempts):
+        filler = await res.rule(direct_rule(unique_pin(), trunk_ids=trunk_ids, name="filler"))
+        if filler.sip_dispatch_rule_id < rule_id:
+            return filler
+    raise AssertionError(f"no rule id sorted before {rule_id} in {attempts} tries")
+
+
+async def rule_sorting_first(
+    res: Resources,
+    make: Callable[[], SIPDispatchRuleInfo],
+    among: Callable[[], Awaitable[list[str]]],
+    attempts: int = 60,
+) -> SIPDispatchRuleInfo:
+    """Create `make()` (deleting misses) until its id is the lowest of the ids `among()` lists."""
+    for _ in range(attempts):
+        rule = await res.rule(make())
+        if min(await among()) == rule.sip_dispatch_rule_id:
+            return rule
+        await res.lk.sip.delete_dispatch_rule(
+            DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id)
+        )
+    raise AssertionError(f"no rule sorted first in {attempts} tries")
 
 
 async def _ignore_not_found(call: Awaitable[object]) -> None:

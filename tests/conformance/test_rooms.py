@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from livekit import api
 
 from tests.conformance.conftest import Resources, unique_name
@@ -56,3 +57,28 @@ async def test_list_participants_of_a_room_nobody_joined_is_empty(
     room = await resources.room()
     listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))
     assert list(listed.participants) == []
+
+
+async def test_list_participants_of_an_unknown_room_is_empty(lk: api.LiveKitAPI) -> None:
+    listed = await lk.room.list_participants(api.ListParticipantsRequest(room=unique_name("never")))
+    assert list(listed.participants) == []
+
+
+async def test_delete_unknown_room_is_not_found_with_the_unknown_prefix(
+    lk: api.LiveKitAPI,
+) -> None:
+    with pytest.raises(api.TwirpError) as err:
+        await lk.room.delete_room(api.DeleteRoomRequest(room=unique_name("never")))
+    assert (err.value.status, err.value.code, err.value.message) == (
+        404,
+        "not_found",
+        "twirp error unknown: requested room does not exist",
+    )
+
+
+async def test_create_room_with_an_empty_name_is_accepted(lk: api.LiveKitAPI) -> None:
+    room = await lk.room.create_room(api.CreateRoomRequest(name="", empty_timeout=1))
+    try:
+        assert (room.name, room.sid.startswith("RM_")) == ("", True)
+    finally:
+        await lk.room.delete_room(api.DeleteRoomRequest(room=""))

@@ -1,0 +1,298 @@
+"""`meet-telephony doctor`: what stands between this configuration and a working dial-in.
+
+Each check prints one line, `ok` or `fail` (or `skip` when an earlier failure makes it
+meaningless), and for a failure the fix. Exit 0 when nothing failed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from telephony.console import EXIT_FAILURE, EXIT_OK, print_json, spinner, table
+from telephony.settings import Settings
+
+OK: Final = "ok"
+FAIL: Final = "fail"
+SKIP: Final = "skip"
+TIMEOUT_SECONDS: Final = 5.0
+CREDENTIALS_REJECTED: Final = "credentials rejected: check LIVEKIT_API_KEY/SECRET"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def _http_url(url: str) -> str:
+    from telephony.cli import http_url
+
+    return http_url(url)
+
+
+async def check_temporal(settings: Settings) -> tuple[list[Check], Any]:
+    """Reachable and namespace present; then the search attributes. Returns the client too."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from telephony.contracts import SEARCH_ATTRIBUTES
+    from telephony.temporal import connect_temporal
+
+    address, namespace = settings.temporal_address, settings.temporal_namespace
+    try:
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            client = await connect_temporal(settings)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [
+            Check(
+                "temporal",
+                FAIL,
+                f"Temporal at {address} unreachable ({reason})",
+                "start Temporal (`meet-telephony dev`) or fix TEMPORAL_ADDRESS / TLS settings",
+            ),
+            Check("search attributes", SKIP, "Temporal unreachable"),
+        ], None
+    checks: list[Check] = []
+    try:
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=namespace)
+            )
+        checks.append(Check("temporal", OK, f"{address}, namespace {namespace}"))
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            fix = f"create it: temporal operator namespace create --namespace {namespace}"
+            detail = f"namespace {namespace} not found on {address}"
+        else:
+            fix, detail = "check TEMPORAL_NAMESPACE and the credentials", exc.message
+        return [
+            *checks,
+            Check("temporal", FAIL, detail, fix),
+            Check("search attributes", SKIP, "no namespace"),
+        ], None
+    except TimeoutError:
+        return [
+            Check("temporal", FAIL, f"{address} did not answer in {TIMEOUT_SECONDS:g}s", ""),
+            Check("search attributes", SKIP, "Temporal unreachable"),
+        ], None
+    wanted = [key.name for key in SEARCH_ATTRIBUTES]
+    try:
+        listing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = [name for name in wanted if name not in listing.custom_attributes]
+    except RPCError as exc:
+        checks.append(Check("search attributes", SKIP, f"cannot list them ({exc.message})"))
+        return checks, client
+    if missing:
+        checks.append(
+            Check(
+                "search attributes",
+                FAIL,
+                f"missing: {', '.join(missing)}",
+                "start the worker once (it registers them), or: "
+                + "; ".join(
+                    f"temporal operator search-attribute create --name {n} --type Keyword"
+                    for n in missing
+                ),
+            )
+        )
+    else:
+        checks.append(Check("search attributes", OK, ", ".join(wanted)))
+    return checks, client
+
+
+async def check_livekit(settings: Settings) -> list[Check]:
+    """Reachable, credentials accepted, SIP available, trunks owning the configured numbers."""
+    import aiohttp
+    from livekit import api
+    from livekit.protocol.sip import ListSIPInboundTrunkRequest
+
+    from telephony.dialin import parse_phone_number
+
+    names = ["livekit", "credentials", "sip", "trunks"]
+    url = settings.livekit_url
+    if not url or not settings.livekit_api_key or not settings.livekit_api_secret:
+        unset = "LIVEKIT_URL" if not url else "LIVEKIT_API_KEY/SECRET"
+        return [Check(names[0], FAIL, f"{unset} not set", f"set {unset}")] + [
+            Check(n, SKIP, "LiveKit not configured") for n in names[1:]
+        ]
+    base = _http_url(url)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)) as http,
+            http.get(f"{base}/") as response,
+        ):
+            await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return [
+            Check(names[0], FAIL, f"{url} unreachable ({type(exc).__name__})", "check LIVEKIT_URL")
+        ] + [Check(n, SKIP, "LiveKit unreachable") for n in names[1:]]
+    checks = [Check("livekit", OK, url)]
+
+    lk = api.LiveKitAPI(
+        url, settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
+    )
+    try:
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            listing = await lk.sip.list_sip_inbound_trunk(ListSIPInboundTrunkRequest())
+            trunks = list(listing.items)
+    except api.ServerError as exc:
+        if exc.status in (401, 403) or exc.code in ("unauthenticated", "permission_denied"):
+            return [
+                *checks,
+                Check(
+                    "credentials",
+                    FAIL,
+                    CREDENTIALS_REJECTED,
+                    "use the key pair from LiveKit's `keys` configuration",
+                ),
+                Check("sip", SKIP, "credentials rejected"),
+                Check("trunks", SKIP, "credentials rejected"),
+            ]
+        # The token passed LiveKit's auth middleware: it is the SIP service that failed.
+        return [
+            *checks,
+            Check("credentials", OK, f"accepted (key {settings.livekit_api_key})"),
+            Check(
+                "sip",
+                FAIL,
+                f"SIP API answered {exc.code} (HTTP {exc.status}): {exc.message}",
+                "run LiveKit SIP and give LiveKit server Redis (SIP needs both)",
+            ),
+            Check("trunks", SKIP, "SIP unavailable"),
+        ]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return [
+            *checks,
+            Check("credentials", FAIL, f"SIP list call failed ({type(exc).__name__})", ""),
+            Check("sip", SKIP, "LiveKit did not answer"),
+            Check("trunks", SKIP, "LiveKit did not answer"),
+        ]
+    finally:
+        await lk.aclose()
+    checks.append(Check("credentials", OK, f"accepted (key {settings.livekit_api_key})"))
+    checks.append(Check("sip", OK, f"{len(trunks)} inbound trunk(s)"))
+
+    region = settings.room_telephony_default_country
+    wanted_ids = set(settings.room_telephony_trunk_ids)
+    if wanted_ids:
+        unknown = wanted_ids - {t.sip_trunk_id for t in trunks}
+        if unknown:
+            checks.append(
+                Check(
+                    "trunks",
+                    FAIL,
+                    f"ROOM_TELEPHONY_TRUNK_IDS names unknown trunks: {', '.join(sorted(unknown))}",
+                    "fix ROOM_TELEPHONY_TRUNK_IDS (lk sip inbound list shows the ids)",
+                )
+            )
+            return checks
+        trunks = [t for t in trunks if t.sip_trunk_id in wanted_ids]
+
+    def e164(value: str) -> str:
+        import phonenumbers
+
+        try:
+            return phonenumbers.format_number(
+                parse_phone_number(value, region), phonenumbers.PhoneNumberFormat.E164
+            )
+        except ValueError:
+            return value
+
+    owned = {e164(n) for t in trunks for n in t.numbers}
+    configured = settings.configured_phone_numbers
+    missing = [n for n in configured if e164(n) not in owned]
+    if not trunks:
+        checks.append(
+            Check(
+                "trunks",
+                FAIL,
+                "no inbound trunk",
+                "create an inbound trunk owning your numbers (lk sip inbound create)",
+            )
+        )
+    elif missing:
+        checks.append(
+            Check(
+                "trunks",
+                FAIL,
+                f"no inbound trunk owns {', '.join(missing)} (trunks own: "
+                f"{', '.join(sorted(owned)) or 'no number'})",
+                "add the number to an inbound trunk, or fix ROOM_TELEPHONY_PHONE_NUMBER(S)",
+            )
+        )
+    elif not configured:
+        checks.append(
+            Check(
+                "trunks",
+                OK,
+                f"trunks own {', '.join(sorted(owned)) or 'no number'}; no number configured "
+                "(set ROOM_TELEPHONY_PHONE_NUMBER to show one in invitations)",
+            )
+        )
+    else:
+        checks.append(Check("trunks", OK, f"{', '.join(configured)} owned by an inbound trunk"))
+    return checks
+
+
+async def check_gateway(settings: Settings, gateway_url: str | None) -> Check:
+    import aiohttp
+
+    base = (
+        gateway_url or f"http://{settings.telephony_gateway_host}:{settings.telephony_gateway_port}"
+    ).rstrip("/")
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)) as http,
+            http.get(f"{base}/healthz") as response,
+        ):
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{base}/healthz unreachable ({type(exc).__name__})",
+            "start the gateway (`meet-telephony gateway`) or pass --gateway-url; LiveKit's "
+            f"webhook URL must be {base}/livekit/webhook",
+        )
+    if status != 200:
+        return Check("webhook url", FAIL, f"{base}/healthz answered {status}", "see gateway logs")
+    return Check("webhook url", OK, f"{base}/livekit/webhook (gateway healthy)")
+
+
+async def diagnose(settings: Settings, gateway_url: str | None = None) -> list[Check]:
+    checks = [
+        Check(
+            "settings",
+            OK,
+            "valid"
+            + ("" if settings.room_telephony_enabled else " (ROOM_TELEPHONY_ENABLED is false)"),
+        )
+    ]
+    async with spinner("checking Temporal, LiveKit and the gateway"):
+        (temporal_checks, _client), livekit_checks, gateway_check = await asyncio.gather(
+            check_temporal(settings), check_livekit(settings), check_gateway(settings, gateway_url)
+        )
+    return [*checks, *temporal_checks, *livekit_checks, gateway_check]
+
+
+async def run_doctor(settings: Settings, *, gateway_url: str | None, as_json: bool) -> int:
+    checks = await diagnose(settings, gateway_url)
+    failed = any(c.status == FAIL for c in checks)
+    if as_json:
+        print_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+    else:
+        rows = []
+        for c in checks:
+            rows.append((c.status, c.name, c.detail))
+            if c.fix and c.status == FAIL:
+                rows.append(("", "", f"fix: {c.fix}"))
+        print(table(["", "CHECK", "RESULT"], rows))
+    return EXIT_FAILURE if failed else EXIT_OK
