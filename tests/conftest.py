@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.livekit",
     "tests.fixtures.stack",
     "tests.fixtures.gateway",
+    "tests.fixtures.livekit_real",
 ]

@@ -1,0 +1,92 @@
+"""End to end on the real LiveKit server: Temporal dev server, worker, gateway, LiveKit + Redis.
+
+LiveKit's own webhooks drive the room: no event is sent by the test.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import aiohttp
+import pytest
+from livekit import api
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from telephony.client import TelephonyClient
+from telephony.models import (
+    MANAGED_BY_ATTRIBUTE,
+    MANAGED_BY_VALUE,
+    ROOM_ID_ATTRIBUTE,
+    pin_lease_workflow_id,
+)
+from telephony.settings import load_settings
+from tests.fixtures.livekit_real import RealLiveKit
+from tests.fixtures.stack import eventually
+from webhook_gateway.app import create_app
+from webhook_gateway.server import serving
+from worker.app import running_worker
+
+pytestmark = pytest.mark.livekit_real
+API_TOKEN = "real-livekit-end-to-end-token"
+
+
+async def rules_of(livekit: api.LiveKitAPI, room: str) -> list[api.SIPDispatchRuleInfo]:
+    listing = await livekit.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
+    return [r for r in listing.items if r.rule.dispatch_rule_direct.room_name == room]
+
+
+async def test_a_room_driven_by_real_livekit_webhooks_opens_and_closes_its_rule(
+    temporal_env: WorkflowEnvironment, real_livekit: RealLiveKit
+) -> None:
+    settings = load_settings(
+        room_telephony_enabled=True,
+        room_telephony_phone_number="+33123456789",
+        room_telephony_default_country="FR",
+        livekit_url=real_livekit.url,
+        livekit_api_key=real_livekit.api_key,
+        livekit_api_secret=real_livekit.api_secret,
+        telephony_task_queue=f"real-e2e-{uuid.uuid4().hex[:8]}",
+        telephony_api_token=API_TOKEN,
+    )
+    client = TelephonyClient(temporal_env.client, settings)
+    room = f"real-{uuid.uuid4()}"
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    app = create_app(settings, client)
+
+    async with (
+        running_worker(settings, temporal_env.client),
+        serving(app, "127.0.0.1", real_livekit.webhook_port) as gateway,
+        aiohttp.ClientSession(headers=headers) as http,
+        real_livekit.api() as livekit,
+    ):
+        async with http.put(f"{gateway}/api/v1/rooms/{room}") as response:
+            assert response.status == 200, await response.text()
+            pin = (await response.json())["pin"]
+
+        # LiveKit's own room_started webhook reaches the gateway and opens the rule.
+        await livekit.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=600))
+        (rule,) = await eventually(lambda: rules_of(livekit, room), message="rule in LiveKit")
+        assert rule.rule.dispatch_rule_direct.pin == pin
+        assert dict(rule.attributes) == {
+            MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE,
+            ROOM_ID_ATTRIBUTE: room,
+        }
+        assert rule.name == f"telephony-room-{room}"
+
+        # And its room_finished webhook closes it.
+        await livekit.room.delete_room(api.DeleteRoomRequest(room=room))
+        await eventually(lambda: _no_rules(livekit, room), message="rule gone after room_finished")
+
+        async with http.delete(f"{gateway}/api/v1/rooms/{room}") as response:
+            assert response.status == 204
+        await eventually(lambda: _lease_closed(temporal_env, pin), message="lease released")
+
+
+async def _no_rules(livekit: api.LiveKitAPI, room: str) -> bool:
+    return await rules_of(livekit, room) == []
+
+
+async def _lease_closed(env: WorkflowEnvironment, pin: str) -> bool:
+    description = await env.client.get_workflow_handle(pin_lease_workflow_id(pin)).describe()
+    return description.status is not WorkflowExecutionStatus.RUNNING
