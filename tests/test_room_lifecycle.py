@@ -337,3 +337,27 @@ async def _run_id(stack: Stack, room: str, previous: str | None) -> bool:
 async def _lease_closed(stack: Stack, pin: str) -> bool:
     description = await stack.env.client.get_workflow_handle(pin_lease_workflow_id(pin)).describe()
     return description.status is not WorkflowExecutionStatus.RUNNING
+
+
+async def test_rejected_livekit_credentials_are_reported_in_the_room_status(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    async with telephony_stack(
+        temporal_env, emulator, livekit_api_secret="not-the-emulator-secret-0123456789"
+    ) as stack:
+        room = new_room()
+        await stack.client.register_room(room)
+        await stack.send(room, LiveKitEventKind.STARTED, "RM_denied")
+
+        status = await eventually(
+            lambda: _status_with_error(stack, room), message="error reported in status"
+        )
+
+    assert status.last_error.startswith("LiveKitCredentialsRejected")
+    assert "not-the-emulator-secret" not in status.last_error
+    assert stack.rules_for(room) == []
+
+
+async def _status_with_error(stack: Stack, room: str) -> RoomStatus | None:
+    status = await stack.client.get_status(room)
+    return status if status.last_error else None
