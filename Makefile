@@ -27,7 +27,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 dev: $(STAMP)
-	$(BIN)/meet-telephony dev
+	$(BIN)/meet-telephony dev $(DEV_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -48,7 +48,12 @@ async def check_temporal(settings: Settings) -> tuple[list[Check], Any]:
         async with asyncio.timeout(TIMEOUT_SECONDS):
             client = await connect_temporal(settings)
     except (RuntimeError, TimeoutError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = str(exc)
+        reason = (
+            "connection refused"
+            if "refused" in text.lower()
+            else (text.splitlines()[0][:120] if text else type(exc).__name__)
+        )
         return [
             Check(
                 "temporal",

@@ -209,7 +209,7 @@ def test_walkthrough_register_start_room_call_with_pin_lands(stack: DevStack) ->
     assert info["room_id"] == ROOM and info["pin"].isdigit()
 
     status, _ = get(stack.url("livekit", "/_emulator/rooms"), json.dumps({"name": ROOM}).encode())
-    assert status == 200
+    assert status == 201
 
     deadline = time.monotonic() + 15
     while True:  # the webhook reaches the gateway, the workflow creates the rule

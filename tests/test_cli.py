@@ -1,0 +1,265 @@
+"""`meet-telephony` without a running stack: parsing, help, exit codes, `--json`, `config`.
+
+Commands run in-process through `main([...])`; the stack-backed behaviour is in
+`test_dev_stack.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from telephony import cli
+from telephony.console import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    spinner,
+)
+from telephony.settings import Settings
+from telephony.settings_doc import DESCRIPTIONS, markdown_table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECRET = "livekit-secret-value-0123456789abcdef"
+TOKEN = "api-token-value-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(("ROOM_TELEPHONY_", "LIVEKIT_", "TEMPORAL_", "TELEPHONY_", "LOG_")):
+            monkeypatch.delenv(name)
+    yield
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def enable_telephony(monkeypatch: pytest.MonkeyPatch, livekit_url: str) -> None:
+    monkeypatch.setenv("ROOM_TELEPHONY_ENABLED", "true")
+    monkeypatch.setenv("LIVEKIT_URL", livekit_url)
+    monkeypatch.setenv("LIVEKIT_API_KEY", "devkey")
+    monkeypatch.setenv("LIVEKIT_API_SECRET", SECRET)
+
+
+# --- help and usage ---------------------------------------------------------------------------
+
+LEAF_COMMANDS = [
+    ["dev"],
+    ["worker"],
+    ["gateway"],
+    ["rooms", "register"],
+    ["rooms", "show"],
+    ["rooms", "list"],
+    ["rooms", "rotate-pin"],
+    ["rooms", "schedule"],
+    ["rooms", "unregister"],
+    ["call"],
+    ["doctor"],
+    ["config"],
+]
+
+
+@pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_examples_and_exit_codes(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == EXIT_OK
+    assert "examples:" in out and "meet-telephony" in out.split("examples:")[1]
+    assert "exit codes:" in out
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == EXIT_OK
+    for name in ("dev", "worker", "gateway", "emulator", "rooms", "call", "doctor", "config"):
+        assert re.search(rf"^\s+{name}\s", out, re.MULTILINE), name
+
+
+def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "frobnicate")[0] == EXIT_USAGE
+
+
+def test_an_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "config", "--frobnicate")
+    assert code == EXIT_USAGE and "--frobnicate" in err
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROOM_TELEPHONY_PIN_LENGTH", "2")
+    code, out, err = run(capsys, "config")
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert err.count("\n") == 1 and "ROOM_TELEPHONY_PIN_LENGTH" in err
+
+
+def test_a_missing_env_file_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "--env-file", str(tmp_path / "nope.env"), "config")
+    assert code == EXIT_USAGE and "nope.env" in err
+
+
+def test_a_bad_schedule_window_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "rooms", "schedule", "r1", "--window", "tomorrow")
+    assert code == EXIT_USAGE and "START/END" in err
+
+
+def test_a_schedule_needs_windows_or_clear(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "rooms", "schedule", "r1")[0] == EXIT_USAGE
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+def test_config_masks_every_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enable_telephony(monkeypatch, "http://127.0.0.1:7880")
+    monkeypatch.setenv("TELEPHONY_API_TOKEN", TOKEN)
+    monkeypatch.setenv("TEMPORAL_API_KEY", "temporal-key-value")
+    code, out, _ = run(capsys, "config")
+    assert code == EXIT_OK
+    for secret in (SECRET, TOKEN, "temporal-key-value"):
+        assert secret not in out
+    assert re.search(r"^LIVEKIT_API_SECRET\s+\*{8}$", out, re.MULTILINE)
+
+
+def test_config_json_has_every_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELEPHONY_API_TOKEN", TOKEN)
+    code, out, _ = run(capsys, "config", "--json")
+    shown = json.loads(out)
+    assert code == EXIT_OK
+    assert set(shown) == {name.upper() for name in Settings.model_fields}
+    assert shown["TELEPHONY_API_TOKEN"] == cli.MASK
+    assert shown["ROOM_TELEPHONY_PIN_LENGTH"] == 10
+
+
+def test_env_file_settings_are_read_and_the_environment_wins(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / "dev.env"
+    env_file.write_text("ROOM_TELEPHONY_PIN_LENGTH=12\nTELEPHONY_TASK_QUEUE=from-file\n")
+    monkeypatch.setenv("TELEPHONY_TASK_QUEUE", "from-env")
+    shown = json.loads(run(capsys, "--env-file", str(env_file), "config", "--json")[1])
+    assert (shown["ROOM_TELEPHONY_PIN_LENGTH"], shown["TELEPHONY_TASK_QUEUE"]) == (12, "from-env")
+
+
+def test_every_setting_is_described() -> None:
+    assert set(DESCRIPTIONS) == set(Settings.model_fields)
+
+
+def test_the_readme_settings_table_is_the_generated_one() -> None:
+    text = README.read_text()
+    start = text.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
+    end = text.index("<!-- settings-table:end -->")
+    assert text[start:end].strip() == markdown_table(), (
+        "README settings table is stale: regenerate with `meet-telephony config --markdown`"
+    )
+
+
+# --- commands that reach out ------------------------------------------------------------------
+
+
+def test_rooms_commands_exit_unavailable_when_temporal_is_down(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{closed_port()}")
+    code, out, _ = run(capsys, "rooms", "show", "r1", "--json")
+    assert code == EXIT_UNAVAILABLE
+    assert json.loads(out)["error"] == "temporal_unavailable"
+
+
+def test_call_needs_a_livekit_url(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "call", "--pin", "1234")
+    assert code == EXIT_USAGE and "LIVEKIT_URL" in err
+
+
+def test_call_exits_unavailable_when_the_emulator_is_down(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    code, out, _ = run(
+        capsys, "call", "--pin", "1234", "--number", "+33123456789", "--livekit-url", url, "--json"
+    )
+    assert code == EXIT_UNAVAILABLE
+    assert json.loads(out)["error"] == "livekit_unreachable"
+
+
+def test_doctor_fails_with_a_fix_for_each_unreachable_component(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enable_telephony(monkeypatch, f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("TELEPHONY_GATEWAY_PORT", str(closed_port()))
+    code, out, _ = run(capsys, "doctor", "--json")
+    report = json.loads(out)
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert code == EXIT_FAILURE and report["ok"] is False
+    assert statuses == {
+        "settings": "ok",
+        "temporal": "fail",
+        "search attributes": "skip",
+        "livekit": "fail",
+        "credentials": "skip",
+        "sip": "skip",
+        "trunks": "skip",
+        "webhook url": "fail",
+    }
+    assert all(c["fix"] for c in report["checks"] if c["status"] == "fail")
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_the_spinner_shows_on_a_terminal_once_the_wait_passes_its_delay() -> None:
+    screen = Terminal()
+    async with spinner("waiting for Temporal", delay=0.05, stream=screen):
+        await asyncio.sleep(0.2)
+    assert "waiting for Temporal" in screen.getvalue()
+    assert screen.getvalue().endswith("\r\x1b[K")  # the line is cleared afterwards
+
+
+async def test_the_spinner_stays_silent_for_a_quick_step() -> None:
+    screen = Terminal()
+    async with spinner("waiting", delay=1.0, stream=screen):
+        pass
+    assert "waiting" not in screen.getvalue()
+
+
+async def test_the_spinner_never_writes_to_a_pipe() -> None:
+    pipe = io.StringIO()
+    async with spinner("waiting", delay=0.0, stream=pipe):
+        await asyncio.sleep(0.1)
+    assert pipe.getvalue() == ""

@@ -1,0 +1,146 @@
+"""docker-compose.yml, checked without a Docker engine: structure, pins, mounts, settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from telephony.settings import SettingsError, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+EXPECTED = {
+    "postgresql", "temporal", "temporal-ui", "redis", "livekit", "sip", "worker", "gateway",
+}  # fmt: skip
+TELEPHONY = ("worker", "gateway")
+
+
+def env_example() -> dict[str, str]:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def required_when_enabled() -> set[str]:
+    """The variables `Settings` refuses to do without once telephony is enabled."""
+    complete = {
+        "room_telephony_enabled": True,
+        "livekit_url": "http://livekit:7880",
+        "livekit_api_key": "key",
+        "livekit_api_secret": "secret",
+    }
+    load_settings(**complete)
+    required = set()
+    for name in complete:
+        if name == "room_telephony_enabled":
+            continue
+        try:
+            load_settings(**{k: v for k, v in complete.items() if k != name})
+        except SettingsError:
+            required.add(name.upper())
+    return required
+
+
+def environment(service: str) -> dict[str, Any]:
+    env = SERVICES[service].get("environment", {})
+    assert isinstance(env, dict), f"{service}: use the mapping form of `environment`"
+    return env
+
+
+def test_every_component_is_a_service() -> None:
+    assert set(SERVICES) == EXPECTED
+
+
+@pytest.mark.parametrize("service", sorted(EXPECTED - set(TELEPHONY)))
+def test_images_are_pinned(service: str) -> None:
+    image = SERVICES[service]["image"]
+    name, _, tag = image.rpartition(":")
+    assert name and tag and tag != "latest" and re.search(r"\d", tag), image
+
+
+def test_livekit_versions_are_the_ones_this_service_was_checked_against() -> None:
+    assert SERVICES["livekit"]["image"] == "livekit/livekit-server:v1.13.5"
+    assert SERVICES["sip"]["image"] == "livekit/sip:v1.11.0"
+
+
+@pytest.mark.parametrize("service", TELEPHONY)
+def test_worker_and_gateway_are_built_from_the_repository_dockerfile(service: str) -> None:
+    build = SERVICES[service]["build"]
+    context = build if isinstance(build, str) else build["context"]
+    assert (REPO / context / "Dockerfile").is_file()
+
+
+def test_the_dockerfile_runs_as_non_root_on_python_311_slim_with_a_healthcheck() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11[\w.-]*-slim", dockerfile, re.MULTILINE)
+    users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0")
+    assert "HEALTHCHECK" in dockerfile
+
+
+def test_no_secret_is_baked_into_the_image() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert not re.search(r"(SECRET|TOKEN|PASSWORD|API_KEY)\s*=", dockerfile)
+    assert ".env" in (REPO / ".dockerignore").read_text().split()
+
+
+@pytest.mark.parametrize("service", sorted(EXPECTED))
+def test_every_mounted_file_exists_in_the_repository(service: str) -> None:
+    for volume in SERVICES[service].get("volumes", []):
+        source = volume.split(":", 1)[0]
+        if source.startswith((".", "/")):
+            assert (REPO / source).exists(), f"{service}: {source} is not in the repository"
+
+
+@pytest.mark.parametrize("service", sorted(EXPECTED))
+def test_every_service_has_a_healthcheck(service: str) -> None:
+    assert SERVICES[service]["healthcheck"]["test"]
+
+
+@pytest.mark.parametrize("service", sorted(EXPECTED))
+def test_dependencies_wait_on_a_condition(service: str) -> None:
+    depends = SERVICES[service].get("depends_on", {})
+    assert isinstance(depends, dict), f"{service}: depends_on needs conditions"
+    for dependency, spec in depends.items():
+        assert dependency in SERVICES
+        assert spec["condition"] in ("service_healthy", "service_completed_successfully")
+
+
+@pytest.mark.parametrize("service", TELEPHONY)
+def test_worker_and_gateway_get_every_setting_telephony_needs(service: str) -> None:
+    env = environment(service)
+    needed = {"ROOM_TELEPHONY_ENABLED", "TEMPORAL_ADDRESS", *required_when_enabled()}
+    assert needed <= set(env), needed - set(env)
+    assert str(env["ROOM_TELEPHONY_ENABLED"]).lower() == "true"
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert env["LIVEKIT_URL"].startswith("http://livekit:")
+
+
+def test_the_gateway_has_its_token_and_listens_beyond_loopback() -> None:
+    env = environment("gateway")
+    assert env["TELEPHONY_API_TOKEN"].startswith("${TELEPHONY_API_TOKEN")
+    assert env["TELEPHONY_GATEWAY_HOST"] == "0.0.0.0"
+
+
+def test_every_variable_compose_reads_is_in_env_example() -> None:
+    used = set(re.findall(r"\$\{(\w+)", (REPO / "docker-compose.yml").read_text()))
+    assert used <= set(env_example()), used - set(env_example())
+
+
+def test_livekit_signs_webhooks_with_the_key_the_gateway_verifies() -> None:
+    livekit = yaml.safe_load((REPO / "deploy/livekit.yaml").read_text())
+    assert livekit["webhook"]["api_key"] == env_example()["LIVEKIT_API_KEY"]
+    assert livekit["webhook"]["urls"] == ["http://gateway:8080/livekit/webhook"]
+    assert "keys" not in livekit  # from LIVEKIT_KEYS, built from .env
+
+
+def test_livekit_and_sip_share_redis() -> None:
+    livekit = yaml.safe_load((REPO / "deploy/livekit.yaml").read_text())
+    sip = yaml.safe_load((REPO / "deploy/sip.yaml").read_text())
+    assert livekit["redis"]["address"] == sip["redis"]["address"] == "redis:6379"
+    assert "api_secret" not in sip
