@@ -33,9 +33,6 @@ from telephony.console import (
 from telephony.logs import configure_logging
 from telephony.settings import Settings, SettingsError, load_settings
 
-# Kept for callers of the first version of this module.
-EXIT_BAD_SETTINGS = EXIT_USAGE
-
 ENV_FILE_VARIABLE = "TELEPHONY_ENV_FILE"
 DEFAULT_CALLER = "+15550100"
 
@@ -248,6 +245,24 @@ def _run_rooms_show(settings: Settings, args: argparse.Namespace) -> int:
         print(key_values(extra))
 
     return _rooms(settings, args, lambda c: c.get_status(args.room), render)
+
+
+def _run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    def render(report: Any) -> None:
+        if args.json:
+            print_json(report.model_dump(mode="json"))
+            return
+        print(
+            key_values(
+                [
+                    ("managed rules", report.managed_rules),
+                    ("orphans deleted", ", ".join(report.orphans_deleted) or "-"),
+                    ("rooms told", len(report.rooms_notified)),
+                ]
+            )
+        )
+
+    return _rooms(settings, args, lambda c: c.reconcile(), render)
 
 
 def _run_rooms_unregister(settings: Settings, args: argparse.Namespace) -> int:
@@ -574,6 +589,18 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--caller", default=DEFAULT_CALLER, help=f"caller id ({DEFAULT_CALLER})")
     call.add_argument("--livekit-url", help="the emulator (default: LIVEKIT_URL)")
 
+    command(
+        "reconcile",
+        _run_reconcile,
+        "run one reconciliation pass now: delete orphan rules, repair rooms whose rule vanished",
+        "meet-telephony reconcile",
+        "meet-telephony reconcile --json",
+        description=(
+            "The worker's `telephony-reconcile` schedule runs this every "
+            "TELEPHONY_RECONCILE_INTERVAL; this runs one pass now and prints what it did."
+        ),
+    )
+
     doctor = command(
         "doctor",
         _run_doctor,
@@ -624,6 +651,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         _exit_process(code)
     return code
+
+
+def run_as_process(argv: Sequence[str]) -> NoReturn:
+    """`main(argv)` for `python -m worker` / `python -m webhook_gateway`, ending the process."""
+    _exit_process(main(argv))
 
 
 def _exit_process(code: int) -> NoReturn:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -127,3 +131,29 @@ async def _search_attribute_open(stack: Stack, room: str) -> bool:
         f"TelephonyRoomId = '{room}' AND TelephonyState = 'open' AND ExecutionStatus = 'Running'"
     )
     return bool([e async for e in stack.env.client.list_workflows(query)])
+
+
+async def test_the_reconcile_command_runs_a_pass_and_reports_it(
+    stack: Stack, livekit: api.LiveKitAPI
+) -> None:
+    orphan = await create_rule(livekit, str(uuid.uuid4()), "55443322")
+    environment = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": stack.env.client.service_client.config.target_host,
+        "TELEPHONY_TASK_QUEUE": stack.settings.telephony_task_queue,
+    }
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "telephony.cli",
+        "reconcile",
+        "--json",
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+
+    assert process.returncode == 0
+    report = json.loads(output)
+    assert report["orphans_deleted"] == [orphan]

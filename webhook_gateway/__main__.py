@@ -2,6 +2,6 @@
 
 import sys
 
-from telephony.cli import main
+from telephony.cli import run_as_process
 
-sys.exit(main(["gateway", *sys.argv[1:]]))
+run_as_process(["gateway", *sys.argv[1:]])

@@ -2,6 +2,6 @@
 
 import sys
 
-from telephony.cli import main
+from telephony.cli import run_as_process
 
-sys.exit(main(["worker", *sys.argv[1:]]))
+run_as_process(["worker", *sys.argv[1:]])
