@@ -220,12 +220,12 @@ def _run_rooms_schedule(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_rooms_show(settings: Settings, args: argparse.Namespace) -> int:
-    from telephony.dialin import build_dial_in_info
+    async def status_and_dial_in(client: Any) -> tuple[Any, Any]:
+        status = await client.get_status(args.room)
+        return status, await client.dial_in(status)
 
-    def render(status: Any) -> None:
-        info = build_dial_in_info(
-            status, settings.configured_phone_numbers, settings.room_telephony_default_country
-        )
+    def render(shown: tuple[Any, Any]) -> None:
+        status, info = shown
         if args.json:
             print_json(
                 {
@@ -244,7 +244,7 @@ def _run_rooms_show(settings: Settings, args: argparse.Namespace) -> int:
             extra.append(("last error", status.last_error))
         print(key_values(extra))
 
-    return _rooms(settings, args, lambda c: c.get_status(args.room), render)
+    return _rooms(settings, args, status_and_dial_in, render)
 
 
 def _run_reconcile(settings: Settings, args: argparse.Namespace) -> int:

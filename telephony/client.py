@@ -6,6 +6,8 @@ from the PIN and the current configuration. Temporal's errors become this module
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
@@ -15,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -24,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from telephony import contracts
-from telephony.dialin import build_dial_in_info, format_numbers
+from telephony.dialin import build_dial_in_info, format_numbers, valid_numbers
 from telephony.models import (
     DialInInfo,
     LiveKitEvent,
@@ -43,6 +46,8 @@ from telephony.settings import Settings
 from telephony.temporal import connect_temporal
 
 ROOM_WORKFLOW = "RoomTelephonyWorkflow"
+DISCOVERED_NUMBERS_TTL_SECONDS = 60.0
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -97,6 +102,9 @@ class TelephonyClient:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.temporal = client
         self.settings = settings
+        # Trunk numbers discovered from LiveKit, and when (monotonic clock).
+        self._discovered: list[str] | None = None
+        self._discovered_at = 0.0
 
     @classmethod
     @asynccontextmanager
@@ -143,7 +151,7 @@ class TelephonyClient:
                 "register", request, start_workflow_operation=start, result_type=RoomStatus
             ),
         )
-        return self._dial_in(status)
+        return await self.dial_in(status)
 
     async def get_status(self, room_id: str) -> RoomStatus:
         """The room workflow's state; raises `RoomNotRegistered` for an unknown or closed room."""
@@ -157,14 +165,14 @@ class TelephonyClient:
         return status
 
     async def get_room(self, room_id: str) -> DialInInfo:
-        return self._dial_in(await self.get_status(room_id))
+        return await self.dial_in(await self.get_status(room_id))
 
     async def rotate_pin(self, room_id: str) -> DialInInfo:
-        return self._dial_in(await self._update(room_id, "rotate_pin"))
+        return await self.dial_in(await self._update(room_id, "rotate_pin"))
 
     async def set_schedule(self, room_id: str, windows: Sequence[ScheduleWindow]) -> DialInInfo:
         schedule = Schedule(windows=list(windows))
-        return self._dial_in(await self._update(room_id, "set_schedule", schedule))
+        return await self.dial_in(await self._update(room_id, "set_schedule", schedule))
 
     async def unregister_room(self, room_id: str) -> RoomStatus:
         """Remove the rule and release the PIN; the room workflow then completes."""
@@ -197,25 +205,53 @@ class TelephonyClient:
 
     # --- configuration ------------------------------------------------------------------------
 
-    def telephony_config(self) -> TelephonyConfig:
+    async def telephony_config(self) -> TelephonyConfig:
         settings = self.settings
         return TelephonyConfig(
             enabled=settings.room_telephony_enabled,
             default_country=settings.room_telephony_default_country,
             numbers=format_numbers(
-                settings.configured_phone_numbers, settings.room_telephony_default_country
+                await self.dial_in_numbers(), settings.room_telephony_default_country
             ),
             dispatch_mode=settings.room_telephony_dispatch_mode,
         )
 
-    # --- plumbing -----------------------------------------------------------------------------
+    async def dial_in_numbers(self) -> list[str]:
+        """The configured numbers, then (with ROOM_TELEPHONY_DISCOVER_NUMBERS) the trunks' ones.
 
-    def _dial_in(self, status: RoomStatus) -> DialInInfo:
+        Discovered numbers are cached for a minute; if LiveKit cannot be asked, the last known
+        ones (or none) are shown: an invitation never fails for want of a trunk listing.
+        """
+        configured = self.settings.configured_phone_numbers
+        if not self.settings.room_telephony_discover_numbers:
+            return configured
+        if self._discovered is None or (
+            time.monotonic() - self._discovered_at > DISCOVERED_NUMBERS_TTL_SECONDS
+        ):
+            try:
+                discovered: list[str] = await self.temporal.execute_workflow(
+                    "TrunkNumbersWorkflow",
+                    id=contracts.TRUNK_NUMBERS_WORKFLOW_ID,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    task_queue=self.settings.telephony_task_queue,
+                    result_type=list[str],
+                    execution_timeout=timedelta(seconds=60),
+                )
+            except (WorkflowFailureError, RPCError) as exc:
+                log.warning("could not list the LiveKit trunks' numbers: %s", exc)
+            else:
+                region = self.settings.room_telephony_default_country
+                self._discovered = valid_numbers(discovered, region)
+                self._discovered_at = time.monotonic()
+        return list(dict.fromkeys([*configured, *(self._discovered or [])]))
+
+    async def dial_in(self, status: RoomStatus) -> DialInInfo:
+        """Dial-in info for a room's status, with the numbers as they are now."""
         return build_dial_in_info(
-            status,
-            self.settings.configured_phone_numbers,
-            self.settings.room_telephony_default_country,
+            status, await self.dial_in_numbers(), self.settings.room_telephony_default_country
         )
+
+    # --- plumbing -----------------------------------------------------------------------------
 
     def _check_room_id(self, room_id: str) -> None:
         if not is_valid_room_id(room_id):

@@ -21,6 +21,9 @@ IS_WORKFLOW_OPEN: Final = "is_workflow_open"
 FILTER_OPEN_ROOMS: Final = "filter_open_rooms"
 LIST_ROOMS_IN_STATE: Final = "list_rooms_in_state"
 
+# Trunk number discovery: one short workflow run shared by concurrent callers.
+TRUNK_NUMBERS_WORKFLOW_ID: Final = "telephony-trunk-numbers"
+
 # Reconciliation: a Temporal Schedule starting `ReconcileWorkflow` with this workflow id.
 RECONCILE_SCHEDULE_ID: Final = "telephony-reconcile"
 RECONCILE_WORKFLOW_ID: Final = "telephony-reconcile-run"

@@ -67,6 +67,18 @@ def format_numbers(
     return list(numbers.values())
 
 
+def valid_numbers(values: Iterable[str], default_region: str) -> list[str]:
+    """The values `phonenumbers` accepts, in order (trunks may hold numbers we cannot show)."""
+    valid = []
+    for value in values:
+        try:
+            parse_phone_number(value, default_region)
+        except ValueError:
+            continue
+        valid.append(value)
+    return valid
+
+
 def build_dial_in_info(
     status: RoomStatus, numbers: Iterable[str], default_region: str
 ) -> DialInInfo:

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     # Added here.
     room_telephony_phone_numbers: CsvList = Field(default_factory=list)
     room_telephony_trunk_ids: CsvList = Field(default_factory=list)
+    room_telephony_discover_numbers: bool = False
     room_telephony_hide_phone_number: bool = False
     room_telephony_dispatch_mode: DispatchMode = DispatchMode.WHILE_ACTIVE
     room_telephony_schedule_lead: Duration = timedelta(minutes=10)

@@ -37,6 +37,10 @@ DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
         "LiveKit inbound trunks the dispatch rules apply to (empty: every trunk)",
         ADDED,
     ),
+    "room_telephony_discover_numbers": (
+        "Also show the numbers of the LiveKit inbound trunks (refreshed every minute)",
+        ADDED,
+    ),
     "room_telephony_hide_phone_number": (
         "Hide callers' numbers from other participants (name keeps the last 4 digits)",
         ADDED,

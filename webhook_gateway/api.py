@@ -72,7 +72,7 @@ class Api:
         return web.Response(status=204)
 
     async def config(self, request: web.Request) -> web.Response:
-        return _json(self._client.telephony_config())
+        return _json(await self._call(self._client.telephony_config()))
 
     # --- plumbing -----------------------------------------------------------------------------
 

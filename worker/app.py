@@ -21,10 +21,16 @@ from worker.search_attributes import ensure_search_attributes
 from workflows.pin_lease import PinLeaseWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.room import RoomTelephonyWorkflow
+from workflows.trunk_numbers import TrunkNumbersWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (RoomTelephonyWorkflow, PinLeaseWorkflow, ReconcileWorkflow)
+WORKFLOWS: Sequence[type] = (
+    RoomTelephonyWorkflow,
+    PinLeaseWorkflow,
+    ReconcileWorkflow,
+    TrunkNumbersWorkflow,
+)
 # In-flight activities get this long to finish on shutdown; Temporal retries the rest elsewhere.
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
