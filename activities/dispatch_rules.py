@@ -1,8 +1,15 @@
 """Dispatch-rule operations: ensure (adopt or create), delete, list the rules we manage.
 
 Every operation is idempotent so that a Temporal retry after a lost answer converges: a create
-whose response was lost is retried, hits LiveKit's "same trunk + PIN already exists" conflict, and
-adopts the stored rule after one lookup by id — never by listing every rule.
+whose response was lost is retried, hits LiveKit's "same trunk + PIN already exists" conflict
+(`invalid_argument`), and adopts the stored rule.
+
+LiveKit's conflict message names a rule, but not reliably the holder (scripts/LIVEKIT_FINDINGS.md):
+on create it names the holder only when the holder has the lowest id of the candidates, otherwise
+the new rule (`"<new>"`), and a conflict between two *other* rules is reported too. So: if the
+named rule is ours for this room and PIN, adopt it after one lookup by id; otherwise list the
+rules (filtered by our trunk ids, never with a page: LiveKit truncates filtered pages) and look for
+the rule holding our key — same PIN, no number restrictions, overlapping trunks or both wildcard.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from livekit.api import (
     DeleteSIPDispatchRuleRequest,
     ListSIPDispatchRuleRequest,
     Pagination,
+    ServerError,
     SIPDispatchRule,
     SIPDispatchRuleDirect,
     SIPDispatchRuleInfo,
@@ -30,6 +38,7 @@ from activities.livekit_errors import (
     livekit_errors,
     translate,
 )
+from activities.pins import MAX_PIN_LENGTH, MIN_PIN_LENGTH
 from telephony import contracts
 from telephony.models import (
     MANAGED_BY_ATTRIBUTE,
@@ -48,6 +57,8 @@ DEFAULT_PAGE_SIZE = 100
 # Retryable: the conflicting rule was gone by the time we looked it up (deleted concurrently), so
 # the next attempt's create should go through.
 DISPATCH_RULE_CONFLICT_UNRESOLVED = "DispatchRuleConflictUnresolved"
+# Non-retryable: LiveKit accepts any PIN (letters, 20 digits...), callers can only type 4-16 digits.
+INVALID_PIN = "InvalidPin"
 
 
 def is_managed(rule: SIPDispatchRuleInfo) -> bool:
@@ -64,6 +75,31 @@ def is_ours_for(rule: SIPDispatchRuleInfo, room_id: str, pin: str) -> bool:
         and direct.room_name == room_id
         and direct.pin == pin
     )
+
+
+def holds_key_of(rule: SIPDispatchRuleInfo, pin: str, trunk_ids: Sequence[str]) -> bool:
+    """Whether `rule` occupies the key a rule of ours (`pin` on `trunk_ids`, any caller, any
+    called number) would: LiveKit's conflict. Empty trunk lists only collide with each other."""
+    kind = rule.rule.WhichOneof("rule")
+    if kind is None or getattr(rule.rule, kind).pin != pin:
+        return False
+    if rule.inbound_numbers or rule.numbers:
+        return False
+    if not trunk_ids or not rule.trunk_ids:
+        return not trunk_ids and not rule.trunk_ids
+    return bool(set(trunk_ids) & set(rule.trunk_ids))
+
+
+def check_pin(pin: str) -> None:
+    """Refuse, non-retryably, a PIN callers could not type (LiveKit itself accepts anything)."""
+    if not (pin.isascii() and pin.isdigit() and MIN_PIN_LENGTH <= len(pin) <= MAX_PIN_LENGTH):
+        # Never echo the value: it may be a real PIN.
+        raise ApplicationError(
+            f"a dispatch-rule PIN must be {MIN_PIN_LENGTH} to {MAX_PIN_LENGTH} digits "
+            f"(got {len(pin)} characters)",
+            type=INVALID_PIN,
+            non_retryable=True,
+        )
 
 
 def create_request(
@@ -106,6 +142,7 @@ async def ensure_dispatch_rule(
     hide_phone_number: bool,
 ) -> EnsureRuleResult:
     room_id, pin = request.room_id, request.pin
+    check_pin(pin)
     secrets = (pin,)
 
     if request.known_rule_id:
@@ -118,6 +155,7 @@ async def ensure_dispatch_rule(
             room_id,
         )
 
+    conflict: ServerError
     try:
         created = await sip.create_dispatch_rule(
             create_request(room_id, pin, trunk_ids=trunk_ids, hide_phone_number=hide_phone_number)
@@ -125,47 +163,72 @@ async def ensure_dispatch_rule(
     except LIVEKIT_FAILURES as error:
         if not is_rule_conflict(error):
             raise translate(error, "CreateSIPDispatchRule", secrets=secrets) from None
-        holder_id = conflict_holder_id(error)
+        conflict = error
     else:
         logger.info("created dispatch rule %s for room %s", created.sip_dispatch_rule_id, room_id)
         return EnsureRuleResult(rule_id=created.sip_dispatch_rule_id, adopted=False)
     # Resolved outside the `except` block so no LiveKit error rides along as context.
-    return await _resolve_conflict(sip, room_id, pin, holder_id)
+    return await _resolve_conflict(sip, room_id, pin, trunk_ids, conflict)
 
 
 async def _resolve_conflict(
-    sip: SipService, room_id: str, pin: str, holder_id: str | None
+    sip: SipService, room_id: str, pin: str, trunk_ids: Sequence[str], conflict: ServerError
 ) -> EnsureRuleResult:
-    if holder_id is None:
-        # LiveKit's message format changed: without a holder we cannot prove the rule is ours.
+    secrets = (pin,)
+    named_id = conflict_holder_id(conflict)  # None for "<new>"
+    named = await get_rule(sip, named_id, secrets=secrets) if named_id else None
+    if named is not None and is_ours_for(named, room_id, pin):
+        # Fast path: typically our own earlier create whose response was lost.
+        logger.info("adopted dispatch rule %s for room %s", named_id, room_id)
+        return EnsureRuleResult(rule_id=named.sip_dispatch_rule_id, adopted=True)
+
+    holders = await _rules_holding_key(sip, pin, trunk_ids)
+    ours = [rule for rule in holders if is_ours_for(rule, room_id, pin)]
+    if ours:
+        holder_id = ours[0].sip_dispatch_rule_id
+        logger.info("adopted dispatch rule %s for room %s (found by listing)", holder_id, room_id)
+        return EnsureRuleResult(rule_id=holder_id, adopted=True)
+    if holders:
+        holder = holders[0]
         raise ApplicationError(
-            f"the PIN of room {room_id} is already used by another dispatch rule "
-            "(LiveKit did not name it)",
+            f"the PIN of room {room_id} is already held by dispatch rule "
+            f"{holder.sip_dispatch_rule_id}"
+            + (
+                f" (room {holder.attributes.get(ROOM_ID_ATTRIBUTE)!s})"
+                if is_managed(holder)
+                else " (not managed by meet-telephony)"
+            ),
             type=contracts.PIN_HELD_BY_ANOTHER_RULE,
             non_retryable=True,
         )
-    holder = await get_rule(sip, holder_id, secrets=(pin,))
-    if holder is None:
-        raise ApplicationError(
-            f"dispatch rule {holder_id} conflicted with room {room_id}'s rule but is gone; "
-            "retrying the create",
-            type=DISPATCH_RULE_CONFLICT_UNRESOLVED,
-            non_retryable=False,
+    if named is not None and not holds_key_of(named, pin, trunk_ids):
+        # Two *other* stored rules collide (LiveKit lets an update create such a pair): every
+        # create that lists both fails until someone fixes the rules. Retrying cannot help.
+        logger.error(
+            "LiveKit refuses every new dispatch rule: stored rule %s conflicts with another",
+            named_id,
         )
-    if is_ours_for(holder, room_id, pin):
-        # Typically our own earlier create whose response was lost.
-        logger.info("adopted dispatch rule %s for room %s", holder_id, room_id)
-        return EnsureRuleResult(rule_id=holder_id, adopted=True)
+        raise translate(conflict, "CreateSIPDispatchRule", secrets=secrets)
     raise ApplicationError(
-        f"the PIN of room {room_id} is already held by dispatch rule {holder_id}"
-        + (
-            f" (room {holder.attributes.get(ROOM_ID_ATTRIBUTE)!s})"
-            if is_managed(holder)
-            else " (not managed by meet-telephony)"
-        ),
-        type=contracts.PIN_HELD_BY_ANOTHER_RULE,
-        non_retryable=True,
+        f"the PIN of room {room_id} conflicted with a dispatch rule that is gone by now "
+        "(deleted concurrently?); retrying the create",
+        type=DISPATCH_RULE_CONFLICT_UNRESOLVED,
+        non_retryable=False,
     )
+
+
+async def _rules_holding_key(
+    sip: SipService, pin: str, trunk_ids: Sequence[str]
+) -> list[SIPDispatchRuleInfo]:
+    """The rules that hold the key of a rule of ours, sorted by id. One list call, filtered by
+    our trunk ids (wildcard rules are always included) and *without* a page: LiveKit returns
+    every match then, while a filter combined with a page can silently truncate the answer."""
+    with livekit_errors("ListSIPDispatchRule", secrets=(pin,)):
+        response = await sip.list_dispatch_rule(
+            ListSIPDispatchRuleRequest(trunk_ids=list(trunk_ids))
+        )
+    holders = [rule for rule in response.items if holds_key_of(rule, pin, trunk_ids)]
+    return sorted(holders, key=lambda rule: rule.sip_dispatch_rule_id)
 
 
 async def delete_dispatch_rule(sip: SipService, rule_id: str) -> bool:

@@ -76,7 +76,9 @@ def is_rule_conflict(error: BaseException) -> TypeGuard[ServerError]:
 
 
 def conflict_holder_id(error: ServerError) -> str | None:
-    """The id of the rule that already holds the key, from a conflict message."""
+    """The rule id a conflict message names, or None (e.g. `"<new>"`). Not necessarily the
+    holder: LiveKit names the earlier rule of the first colliding pair it meets, which is often
+    the rule being created (`"<new>"`), the rule being updated, or two other rules."""
     match = _CONFLICT_HOLDER.search(error.message)
     return match.group(1) if match else None
 

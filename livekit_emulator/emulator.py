@@ -12,6 +12,7 @@ from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.sip import (
+    CreateSIPDispatchRuleRequest,
     CreateSIPInboundTrunkRequest,
     SIPDispatchRuleInfo,
     SIPInboundTrunkInfo,
@@ -172,6 +173,15 @@ class LiveKitEmulator:
             trunk=SIPInboundTrunkInfo(name=name, numbers=list(numbers))
         )
         return self.sip.create_inbound_trunk(req).sip_trunk_id
+
+    async def create_dispatch_rule(
+        self, info: SIPDispatchRuleInfo, *, rule_id: str | None = None
+    ) -> SIPDispatchRuleInfo:
+        """Create a rule as CreateSIPDispatchRule would (validated), optionally with a chosen id:
+        e.g. `SDR_000000000000` sorts first, so conflict messages stop naming other holders."""
+        return self.sip.create_dispatch_rule(
+            CreateSIPDispatchRuleRequest(dispatch_rule=info), rule_id=rule_id
+        )
 
     async def create_room(self, name: str, empty_timeout: float | None = None) -> Room:
         return self.room_manager.create(name, empty_timeout=empty_timeout)

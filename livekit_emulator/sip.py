@@ -302,7 +302,11 @@ class SipStore:
         return fallback
 
     # --- dispatch rules ----------------------------------------------------------------------
-    def create_dispatch_rule(self, req: CreateSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
+    def create_dispatch_rule(
+        self, req: CreateSIPDispatchRuleRequest, *, rule_id: str | None = None
+    ) -> SIPDispatchRuleInfo:
+        """CreateSIPDispatchRule; `rule_id` (tests only) picks the new id instead of a random one,
+        to control which rule LiveKit's conflict message names."""
         info = SIPDispatchRuleInfo()
         if req.HasField("dispatch_rule"):
             if req.dispatch_rule.sip_dispatch_rule_id:
@@ -327,7 +331,9 @@ class SipStore:
         # every rule); the new rule, id still empty, goes second.
         candidates = self.list_dispatch_rules(ListSIPDispatchRuleRequest(trunk_ids=req.trunk_ids))
         validate_dispatch_rules(_interleave(candidates.items, [info]))
-        info.sip_dispatch_rule_id = new_id("SDR_")
+        if rule_id is not None and rule_id in self.rules:
+            raise ValueError(f"dispatch rule {rule_id} already exists")
+        info.sip_dispatch_rule_id = rule_id or new_id("SDR_")
         # LiveKit v1.13.5 leaves created_at / updated_at unset, and always sets `media`.
         info.media.SetInParent()
         self.rules[info.sip_dispatch_rule_id] = info

@@ -98,15 +98,24 @@ def _json_value(msg: Message) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for field in msg.DESCRIPTOR.fields:
         name = field.name
-        is_message = field.message_type is not None and not field.message_type.GetOptions().map_entry
-        singular = not field.is_repeated
-        if is_message and singular:
+        kind = field.message_type
+        # Maps, scalars and well-known types (Timestamp...) as json_format writes them.
+        is_message = (
+            kind is not None
+            and not kind.GetOptions().map_entry
+            and not kind.full_name.startswith("google.protobuf.")
+        )
+        if is_message and field.is_repeated:
+            result[name] = [_json_value(item) for item in getattr(msg, name)]
+        elif is_message:
             if msg.HasField(name):
                 result[name] = _json_value(getattr(msg, name))
             elif field.containing_oneof is None:
                 result[name] = None
         elif name in plain:
             result[name] = plain[name]
+        elif field.containing_oneof is None:
+            result[name] = None  # an unset well-known type
     return result
 
 

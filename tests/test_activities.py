@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from livekit.api import (
     CreateSIPDispatchRuleRequest,
+    ListUpdate,
     LiveKitAPI,
     SIPDispatchRule,
     SIPDispatchRuleDirect,
@@ -34,6 +35,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import LiveKitActivities, build_activities, open_livekit_api
+from activities.dispatch_rules import INVALID_PIN
 from activities.livekit_errors import LIVEKIT_TRANSPORT_ERROR, LIVEKIT_UNAVAILABLE
 from livekit_emulator import LiveKitEmulator
 from telephony import contracts
@@ -244,11 +246,14 @@ async def ensure(harness: Harness, room_id: str, pin: str, known: str | None = N
     )
 
 
-async def create_unmanaged_rule(livekit: LiveKitAPI, room_id: str, pin: str) -> str:
+async def create_unmanaged_rule(
+    livekit: LiveKitAPI, room_id: str, pin: str, trunk_ids: Sequence[str] = ()
+) -> str:
     info = await livekit.sip.create_dispatch_rule(
         CreateSIPDispatchRuleRequest(
             dispatch_rule=SIPDispatchRuleInfo(
                 name="someone else's",
+                trunk_ids=list(trunk_ids),
                 rule=SIPDispatchRule(
                     dispatch_rule_direct=SIPDispatchRuleDirect(room_name=room_id, pin=pin)
                 ),
@@ -303,6 +308,52 @@ async def test_lost_create_response_is_retried_and_adopts_the_stored_rule(
     emulator.faults.apply_then_fail("CreateSIPDispatchRule")
 
     result = await ensure(harness, room_id, pin)
+
+    [rule] = rules_for_room(emulator, room_id)
+    assert result == EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=True)
+
+
+FIRST_ID = "SDR_000000000000"  # sorts before every random id
+
+
+async def add_rule_sorting_first(emulator: LiveKitEmulator, trunk_ids: Sequence[str] = ()) -> None:
+    """An unrelated rule with the lowest id: conflict messages then name the new rule
+    (`"<new>"`), not the holder, as on any real LiveKit with more than a few rules."""
+    await emulator.create_dispatch_rule(
+        SIPDispatchRuleInfo(
+            name="filler",
+            trunk_ids=list(trunk_ids),
+            rule=SIPDispatchRule(
+                dispatch_rule_direct=SIPDispatchRuleDirect(room_name=new_room(), pin=new_pin())
+            ),
+        ),
+        rule_id=FIRST_ID,
+    )
+
+
+async def test_lost_create_response_is_adopted_when_the_conflict_names_the_new_rule(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    await add_rule_sorting_first(emulator)
+    room_id, pin = new_room(), new_pin()
+    emulator.faults.apply_then_fail("CreateSIPDispatchRule")
+
+    result = await ensure(harness, room_id, pin)
+
+    [rule] = rules_for_room(emulator, room_id)
+    assert result == EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=True)
+
+
+async def test_lost_create_response_on_configured_trunks_is_adopted_by_listing_them(
+    start_worker: StartWorker, emulator: LiveKitEmulator
+) -> None:
+    trunk_id = await emulator.create_inbound_trunk(numbers=[new_number()], name="trunk")
+    await add_rule_sorting_first(emulator, [trunk_id])
+    harness = await start_worker(room_telephony_trunk_ids=[trunk_id])
+    room_id = new_room()
+    emulator.faults.apply_then_fail("CreateSIPDispatchRule")
+
+    result = await ensure(harness, room_id, new_pin())
 
     [rule] = rules_for_room(emulator, room_id)
     assert result == EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=True)
@@ -386,6 +437,87 @@ async def test_pin_held_by_another_rooms_rule_is_non_retryable(
     assert failure.attempts == 1
     assert other.rule_id in failure.error.message
     assert room_id in failure.error.message
+    assert pin not in failure.error.message
+    assert rules_for_room(emulator, room_id) == []
+
+
+async def test_pin_held_by_another_rule_is_found_when_the_conflict_names_the_new_rule(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    await add_rule_sorting_first(emulator)
+    pin = new_pin()
+    other = await ensure(harness, new_room(), pin)
+
+    failure = await harness.fail(
+        contracts.ENSURE_DISPATCH_RULE, EnsureRuleRequest(room_id=new_room(), pin=pin)
+    )
+
+    assert failure.error.type == contracts.PIN_HELD_BY_ANOTHER_RULE
+    assert other.rule_id in failure.error.message
+    assert FIRST_ID not in failure.error.message
+
+
+async def test_pin_on_other_trunks_is_not_a_conflict(
+    start_worker: StartWorker, emulator: LiveKitEmulator
+) -> None:
+    ours = await emulator.create_inbound_trunk(numbers=[new_number()], name="ours")
+    pin = new_pin()
+    foreign = await create_unmanaged_rule(
+        (await start_worker()).livekit, new_room(), pin, trunk_ids=[]
+    )
+    harness = await start_worker(room_telephony_trunk_ids=[ours])
+    room_id = new_room()
+
+    # A wildcard rule with the same PIN does not collide with a trunk-specific one.
+    result = await ensure(harness, room_id, pin)
+
+    [rule] = rules_for_room(emulator, room_id)
+    assert result == EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=False)
+    assert rule.sip_dispatch_rule_id != foreign
+
+
+async def test_conflict_between_two_other_rules_is_non_retryable_invalid_argument(
+    harness: Harness, emulator: LiveKitEmulator
+) -> None:
+    # LiveKit lets a `set` of trunk ids put two rules on the same key; from then on every
+    # create that lists both is refused, whatever its PIN.
+    t1 = await emulator.create_inbound_trunk(numbers=[new_number()], name="t1")
+    t2 = await emulator.create_inbound_trunk(numbers=[new_number()], name="t2")
+    pin = new_pin()
+    await create_unmanaged_rule(harness.livekit, new_room(), pin, trunk_ids=[t1])
+    second = await create_unmanaged_rule(harness.livekit, new_room(), pin, trunk_ids=[t2])
+    await harness.livekit.sip.update_dispatch_rule_fields(second, trunk_ids=ListUpdate(set=[t1]))
+    room_id = new_room()
+
+    failure = await harness.fail(
+        contracts.ENSURE_DISPATCH_RULE, EnsureRuleRequest(room_id=room_id, pin=new_pin())
+    )
+
+    assert failure.error.type == contracts.LIVEKIT_INVALID_ARGUMENT
+    assert failure.attempts == 1
+    assert rules_for_room(emulator, room_id) == []
+
+
+@pytest.mark.parametrize(
+    "pin",
+    [
+        pytest.param("12ab5678", id="letters"),
+        pytest.param("123", id="too-short"),
+        pytest.param("1" * 17, id="too-long"),
+        pytest.param("\uff11\uff12\uff13\uff14\uff15", id="fullwidth-digits"),
+    ],
+)
+async def test_pin_callers_cannot_type_is_refused_before_any_create(
+    harness: Harness, emulator: LiveKitEmulator, pin: str
+) -> None:
+    room_id = new_room()
+
+    failure = await harness.fail(
+        contracts.ENSURE_DISPATCH_RULE, EnsureRuleRequest(room_id=room_id, pin=pin)
+    )
+
+    assert failure.error.type == INVALID_PIN
+    assert failure.error.non_retryable
     assert pin not in failure.error.message
     assert rules_for_room(emulator, room_id) == []
 
@@ -646,6 +778,8 @@ def test_build_activities_registers_every_activity_name_once() -> None:
             contracts.LIST_MANAGED_RULES,
             contracts.DRAW_PIN,
             contracts.IS_WORKFLOW_OPEN,
+            contracts.FILTER_OPEN_ROOMS,
+            contracts.LIST_ROOMS_IN_STATE,
         ]
     )
 

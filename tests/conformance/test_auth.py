@@ -7,6 +7,7 @@ import datetime
 import json
 
 import aiohttp
+import jwt
 import pytest
 from livekit import api
 from livekit.protocol.sip import ListSIPDispatchRuleRequest
@@ -147,3 +148,83 @@ async def test_valid_token_with_grant_is_accepted(livekit_target: LiveKitTarget)
     async with api.LiveKitAPI(livekit_target.url, token=tok) as client:
         response = await client.room.list_rooms(api.ListRoomsRequest(names=[unique_name()]))
     assert list(response.rooms) == []
+
+
+MISSING_BEARER = "invalid authorization header. Must start with Bearer "
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("Token abc", id="other-scheme"),
+        pytest.param("bearer abc", id="lowercase-bearer"),
+        pytest.param("Bearer", id="bearer-alone"),
+        pytest.param("Bearer ", id="bearer-and-empty-token"),
+    ],
+)
+async def test_header_without_bearer_prefix_has_the_exact_plain_text(
+    livekit_target: LiveKitTarget, header: str
+) -> None:
+    status, content_type, body = await _raw_post(
+        livekit_target, LIST_ROOMS, {"Authorization": header}
+    )
+    assert (status, content_type, body) == (401, "text/plain", MISSING_BEARER)
+
+
+async def test_not_a_jwt_has_the_exact_plain_text(livekit_target: LiveKitTarget) -> None:
+    _, _, body = await _raw_post(livekit_target, LIST_ROOMS, {"Authorization": "Bearer nope"})
+    assert body == "invalid authorization token"
+
+
+async def test_bearer_with_two_spaces_is_not_a_jwt(livekit_target: LiveKitTarget) -> None:
+    valid = token(livekit_target, video=api.VideoGrants(room_list=True))
+    _, _, body = await _raw_post(livekit_target, LIST_ROOMS, {"Authorization": "Bearer  " + valid})
+    assert body == "invalid authorization token"
+
+
+async def test_unknown_api_key_has_the_exact_plain_text(livekit_target: LiveKitTarget) -> None:
+    key = unique_name("no-such-key")
+    tok = token(livekit_target, video=api.VideoGrants(room_list=True), key=key)
+    _, _, body = await _raw_post(livekit_target, LIST_ROOMS, {"Authorization": f"Bearer {tok}"})
+    assert body == f"invalid API key: {key}"
+
+
+async def test_wrong_secret_echoes_the_token_in_the_plain_text(
+    livekit_target: LiveKitTarget,
+) -> None:
+    tok = token(livekit_target, video=api.VideoGrants(room_list=True), secret="x" * 40)
+    _, _, body = await _raw_post(livekit_target, LIST_ROOMS, {"Authorization": f"Bearer {tok}"})
+    assert body == (
+        f"invalid token: {tok}, error: token signature is invalid: signature is invalid"
+    )
+
+
+async def test_expired_token_has_the_exact_plain_text(livekit_target: LiveKitTarget) -> None:
+    tok = token(
+        livekit_target, video=api.VideoGrants(room_list=True), ttl=datetime.timedelta(hours=-1)
+    )
+    _, _, body = await _raw_post(livekit_target, LIST_ROOMS, {"Authorization": f"Bearer {tok}"})
+    assert body == f"invalid token: {tok}, error: token has invalid claims: token is expired"
+
+
+async def test_token_expired_within_the_leeway_is_accepted(livekit_target: LiveKitTarget) -> None:
+    tok = token(
+        livekit_target,
+        video=api.VideoGrants(room_list=True),
+        ttl=datetime.timedelta(seconds=-30),
+    )
+    status, _, _ = await _raw_post(livekit_target, LIST_ROOMS, {"Authorization": f"Bearer {tok}"})
+    assert status == 200
+
+
+async def test_token_without_exp_is_accepted(livekit_target: LiveKitTarget) -> None:
+    claims = {"iss": livekit_target.api_key, "video": {"roomList": True}}
+    tok = jwt.encode(claims, livekit_target.api_secret, algorithm="HS256")
+    status, _, _ = await _raw_post(livekit_target, LIST_ROOMS, {"Authorization": f"Bearer {tok}"})
+    assert status == 200
+
+
+async def test_access_token_query_parameter_is_accepted(livekit_target: LiveKitTarget) -> None:
+    tok = token(livekit_target, video=api.VideoGrants(room_list=True))
+    status, _, _ = await _raw_post(livekit_target, f"{LIST_ROOMS}?access_token={tok}", {})
+    assert status == 200
