@@ -19,8 +19,8 @@ from tests.fixtures.livekit import (
     EMULATOR_API_SECRET,
     EmulatorFactory,
     WebhookSink,
-    eventually,
 )
+from tests.fixtures.polling import eventually
 
 RECEIVER = api.WebhookReceiver(api.TokenVerifier(EMULATOR_API_KEY, EMULATOR_API_SECRET))
 

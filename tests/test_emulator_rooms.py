@@ -9,7 +9,8 @@ import pytest
 from livekit import api
 
 from livekit_emulator import LiveKitEmulator
-from tests.fixtures.livekit import EMULATOR_EMPTY_TIMEOUT, EmulatorFactory, eventually
+from tests.fixtures.livekit import EMULATOR_EMPTY_TIMEOUT, EmulatorFactory
+from tests.fixtures.polling import eventually
 
 
 def names(emu: LiveKitEmulator) -> list[str]:

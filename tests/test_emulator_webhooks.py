@@ -15,9 +15,9 @@ from tests.fixtures.livekit import (
     EMULATOR_API_SECRET,
     EmulatorFactory,
     WebhookSink,
-    eventually,
     running_webhook_sink,
 )
+from tests.fixtures.polling import eventually
 
 RECEIVER = api.WebhookReceiver(api.TokenVerifier(EMULATOR_API_KEY, EMULATOR_API_SECRET))
 

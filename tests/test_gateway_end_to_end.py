@@ -9,7 +9,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from telephony.models import pin_lease_workflow_id
 from tests.fixtures.gateway import GatewayStack
-from tests.fixtures.stack import PHONE_NUMBER, eventually
+from tests.fixtures.polling import eventually
+from tests.fixtures.stack import PHONE_NUMBER
 
 
 async def lease_status(gw: GatewayStack, pin: str) -> WorkflowExecutionStatus | None:

@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from telephony.contracts import SEARCH_ATTRIBUTES
 from tests.fixtures.gateway import Gateway, gateway_stack, webhook_body
 from tests.fixtures.livekit import EmulatorFactory
-from tests.fixtures.stack import eventually
+from tests.fixtures.polling import eventually
 from tests.fixtures.temporal import installed_binary
 from webhook_gateway import Deadlines
 

@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
 from tests.fixtures.gateway import GatewayStack, gateway_stack, sign_webhook, webhook_body
-from tests.fixtures.stack import eventually
+from tests.fixtures.polling import eventually
 from webhook_gateway.bodies import MAX_BODY_BYTES
 
 

@@ -22,7 +22,7 @@ from telephony.models import (
 )
 from telephony.settings import load_settings
 from tests.fixtures.livekit_real import RealLiveKit
-from tests.fixtures.stack import eventually
+from tests.fixtures.polling import eventually
 from webhook_gateway.app import create_app
 from webhook_gateway.server import serving
 from worker.app import running_worker

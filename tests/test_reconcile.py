@@ -16,7 +16,8 @@ from temporalio.client import ScheduleIntervalSpec
 from telephony import contracts
 from telephony.models import MANAGED_BY_ATTRIBUTE, MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE
 from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET
-from tests.fixtures.stack import Stack, eventually
+from tests.fixtures.polling import eventually
+from tests.fixtures.stack import Stack
 from worker.schedule import ensure_reconcile_schedule
 
 

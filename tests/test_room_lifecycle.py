@@ -24,7 +24,8 @@ from telephony.models import (
     TelephonyState,
     pin_lease_workflow_id,
 )
-from tests.fixtures.stack import ScriptedPins, Stack, eventually, telephony_stack
+from tests.fixtures.polling import eventually
+from tests.fixtures.stack import ScriptedPins, Stack, telephony_stack
 
 
 def new_room() -> str:

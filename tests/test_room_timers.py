@@ -24,7 +24,8 @@ from telephony.models import (
     pin_lease_workflow_id,
     room_workflow_id,
 )
-from tests.fixtures.stack import Stack, eventually, telephony_stack
+from tests.fixtures.polling import eventually
+from tests.fixtures.stack import Stack, telephony_stack
 
 ROOM_WORKFLOW = "RoomTelephonyWorkflow"
 

@@ -17,7 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 from livekit_emulator import LiveKitEmulator
 from telephony.client import TelephonyClient
 from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET
-from tests.fixtures.stack import PHONE_NUMBER, eventually, stack_settings
+from tests.fixtures.polling import eventually
+from tests.fixtures.stack import PHONE_NUMBER, stack_settings
 
 
 def free_port() -> int:
