@@ -39,6 +39,8 @@ ENV_FILE="$RUN_DIR/livekit.env"
 log() { printf 'livekit-real: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+source "$REPO/scripts/lib/processes.sh"
+
 installed() { [[ -x "$BIN" && -f "$VERSION_FILE" && "$(cat "$VERSION_FILE")" == "$LIVEKIT_VERSION" ]]; }
 
 cmd_install() {
@@ -82,15 +84,6 @@ cmd_install() {
 }
 
 # --- ports ------------------------------------------------------------------------------------------
-port_busy() { # proto port
-    local proto=$1 port=$2
-    if command -v ss >/dev/null; then
-        [[ -n "$(ss -Hln"${proto:0:1}" "sport = :$port" 2>/dev/null)" ]]
-    else
-        [[ $proto == udp ]] && return 1
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
-    fi
-}
 TAKEN=" "
 free_port() { # proto -> a port in 20000-32000 that nothing listens on (and that we did not hand out already)
     local proto=$1 port i
@@ -106,43 +99,19 @@ free_port() { # proto -> a port in 20000-32000 that nothing listens on (and that
 }
 
 # --- processes --------------------------------------------------------------------------------------
-alive() { # pid expected-exe-substring
-    local pid=$1
-    [[ -n $pid && -d /proc/$pid ]] || return 1
-    [[ -z ${2:-} ]] && return 0
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
-}
-
-stop_pid() { # pid exe-substring name
-    local pid=$1 what=$2 name=$3 i
-    alive "$pid" "$what" || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        alive "$pid" "$what" || { log "stopped $name (pid $pid)"; return 0; }
-        sleep 0.1
-    done
-    log "$name (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-env_get() { # key  (from the env file)
-    [[ -f $ENV_FILE ]] || return 0
-    sed -n "s/^$1=//p" "$ENV_FILE" | tail -n1
-}
-
 cmd_stop() {
     if [[ ! -f $ENV_FILE ]]; then
         log "not running (no $ENV_FILE)"
         return 0
     fi
     local watchdog lk redis
-    watchdog="$(env_get LIVEKIT_REAL_WATCHDOG_PID)"
-    lk="$(env_get LIVEKIT_REAL_PID)"
-    redis="$(env_get LIVEKIT_REAL_REDIS_PID)"
+    watchdog="$(env_get "$ENV_FILE" LIVEKIT_REAL_WATCHDOG_PID)"
+    lk="$(env_get "$ENV_FILE" LIVEKIT_REAL_PID)"
+    redis="$(env_get "$ENV_FILE" LIVEKIT_REAL_REDIS_PID)"
     # The watchdog first, so it does not race us (it would call stop too).
-    [[ -n $watchdog ]] && stop_pid "$watchdog" "livekit-real-watchdog" "watchdog"
-    [[ -n $lk ]] && stop_pid "$lk" "$BIN" "livekit-server"
-    [[ -n $redis ]] && stop_pid "$redis" "redis-server" "redis-server"
+    [[ -n $watchdog ]] && stop_process "$watchdog" "livekit-real-watchdog" "watchdog"
+    [[ -n $lk ]] && stop_process "$lk" "$BIN" "livekit-server"
+    [[ -n $redis ]] && stop_process "$redis" "redis-server" "redis-server"
     rm -f "$ENV_FILE"
 }
 
@@ -180,7 +149,7 @@ cmd_start() {
     fi
     mkdir -p "$RUN_DIR"
     if [[ -f $ENV_FILE ]]; then
-        if alive "$(env_get LIVEKIT_REAL_PID)" "$BIN"; then
+        if alive "$(env_get "$ENV_FILE" LIVEKIT_REAL_PID)" "$BIN"; then
             die "already running (see $ENV_FILE); run stop first"
         fi
         cmd_stop # leftovers of a crashed run
@@ -204,7 +173,7 @@ cmd_start() {
         redis_pid=$!
         if ! wait_redis "$redis_port" "$redis_pid"; then
             tail -n 20 "$redis_log" >&2 || true
-            stop_pid "$redis_pid" redis-server redis-server
+            stop_process "$redis_pid" redis-server redis-server
             die "redis-server did not start on 127.0.0.1:$redis_port"
         fi
     fi
@@ -288,7 +257,7 @@ cmd_start() {
 }
 
 cmd_status() {
-    if [[ -f $ENV_FILE ]] && alive "$(env_get LIVEKIT_REAL_PID)" "$BIN"; then
+    if [[ -f $ENV_FILE ]] && alive "$(env_get "$ENV_FILE" LIVEKIT_REAL_PID)" "$BIN"; then
         cat "$ENV_FILE"
     else
         log "not running"

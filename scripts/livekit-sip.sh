@@ -36,6 +36,8 @@ APT_DEPS=(libopus-dev libopusfile-dev libsoxr-dev pkg-config)
 log() { printf 'livekit-sip: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+source "$REPO/scripts/lib/processes.sh"
+
 installed() { [[ -x "$BIN" && -f "$VERSION_FILE" && "$(cat "$VERSION_FILE")" == "$SIP_VERSION" ]]; }
 
 apt_deps() {
@@ -80,9 +82,6 @@ cmd_install() {
 }
 
 # --- ports ------------------------------------------------------------------------------------------
-port_busy() { # proto port
-    [[ -n "$(ss -Hln"${1:0:1}" "sport = :$2" 2>/dev/null)" ]]
-}
 free_sip_port() { # a port free for both UDP and TCP (livekit-sip listens on both)
     local port i
     for ((i = 0; i < 200; i++)); do
@@ -103,30 +102,6 @@ free_udp_range() { # count -> "start-end" of free UDP ports
 }
 
 # --- processes --------------------------------------------------------------------------------------
-alive() { # pid expected-exe-substring
-    local pid=$1
-    [[ -n $pid && -d /proc/$pid ]] || return 1
-    [[ -z ${2:-} ]] && return 0
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
-}
-
-stop_group() { # pid exe-substring name   (the process was started with setsid: its pid is its pgid)
-    local pid=$1 what=$2 name=$3 i
-    alive "$pid" "$what" || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        alive "$pid" "$what" || { log "stopped $name (pid $pid)"; return 0; }
-        sleep 0.1
-    done
-    log "$name (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-}
-
-env_get() { # file key
-    [[ -f $1 ]] || return 0
-    sed -n "s/^$2=//p" "$1" | tail -n1
-}
-
 cmd_stop() {
     if [[ ! -f $ENV_FILE ]]; then
         log "not running (no $ENV_FILE)"
@@ -135,8 +110,8 @@ cmd_stop() {
     local watchdog pid
     watchdog="$(env_get "$ENV_FILE" LIVEKIT_SIP_WATCHDOG_PID)"
     pid="$(env_get "$ENV_FILE" LIVEKIT_SIP_PID)"
-    [[ -n $watchdog ]] && stop_group "$watchdog" "livekit-sip-watchdog" "watchdog"
-    [[ -n $pid ]] && stop_group "$pid" "$BIN" "livekit-sip"
+    [[ -n $watchdog ]] && stop_process "$watchdog" "livekit-sip-watchdog" "watchdog" group
+    [[ -n $pid ]] && stop_process "$pid" "$BIN" "livekit-sip" group
     rm -f "$ENV_FILE"
 }
 

@@ -42,18 +42,12 @@ from telephony.models import (
     dispatch_rule_name,
 )
 from telephony.settings import Settings
-
-pytest.register_assert_rewrite("tests.fixtures.livekit_real")
-from tests.fixtures import livekit_real  # noqa: E402
+from tests.fixtures import livekit_real
 
 if TYPE_CHECKING:
     from tests.fixtures.livekit_real import RealLiveKit
 
-_UNAVAILABLE = livekit_real.unavailable_reason()
-if _UNAVAILABLE is not None and not livekit_real.required():
-    pytest.skip(_UNAVAILABLE, allow_module_level=True)
-
-pytest_plugins = ["tests.fixtures.livekit_real"]
+livekit_real.skip_module_unless_available()
 
 pytestmark = pytest.mark.livekit_real
 

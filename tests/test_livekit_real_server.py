@@ -26,20 +26,12 @@ from livekit.protocol.sip import (
     SIPDispatchRuleInfo,
 )
 
-# The fixture module is imported here, before `pytest_plugins` below registers it.
-pytest.register_assert_rewrite("tests.fixtures.livekit_real")
-from tests.fixtures import livekit_real  # noqa: E402
+from tests.fixtures import livekit_real
 
 if TYPE_CHECKING:
     from tests.fixtures.livekit_real import RealLiveKit
 
-# One skip line for the module when the server is not built (the fixture would skip each test).
-_UNAVAILABLE = livekit_real.unavailable_reason()
-if _UNAVAILABLE is not None and not livekit_real.required():
-    pytest.skip(_UNAVAILABLE, allow_module_level=True)
-
-# Registers the `real_livekit` fixture even before tests/conftest.py lists the module (idempotent).
-pytest_plugins = ["tests.fixtures.livekit_real"]
+livekit_real.skip_module_unless_available()
 
 pytestmark = pytest.mark.livekit_real
 

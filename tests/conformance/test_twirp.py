@@ -8,22 +8,15 @@ import aiohttp
 import pytest
 from livekit import api
 
-from tests.conformance.conftest import Resources, direct_rule, token, unique_name, unique_pin
+from tests.conformance.conftest import (
+    Resources,
+    direct_rule,
+    post_json,
+    token,
+    unique_name,
+    unique_pin,
+)
 from tests.fixtures.livekit import LiveKitTarget
-
-
-async def _post_json(
-    target: LiveKitTarget, path: str, body: dict[str, object], tok: str
-) -> tuple[int, str, dict[str, object]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            target.url + path,
-            data=json.dumps(body),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {tok}"},
-        ) as resp,
-    ):
-        return resp.status, resp.content_type, json.loads(await resp.text())
 
 
 async def test_json_request_is_answered_in_json(
@@ -31,7 +24,7 @@ async def test_json_request_is_answered_in_json(
 ) -> None:
     room = await resources.room()
     tok = token(livekit_target, video=api.VideoGrants(room_list=True))
-    status, content_type, body = await _post_json(
+    status, content_type, body = await post_json(
         livekit_target, "/twirp/livekit.RoomService/ListRooms", {"names": [room.name]}, tok
     )
     assert (status, content_type) == (200, "application/json")
@@ -44,7 +37,7 @@ async def test_twirp_error_is_json_code_and_msg_with_http_status(
     livekit_target: LiveKitTarget,
 ) -> None:
     tok = token(livekit_target, sip=api.SIPGrants(admin=True))
-    status, content_type, body = await _post_json(
+    status, content_type, body = await post_json(
         livekit_target,
         "/twirp/livekit.SIP/DeleteSIPDispatchRule",
         {"sip_dispatch_rule_id": "SDR_" + unique_name("missing")},
@@ -57,7 +50,7 @@ async def test_twirp_error_is_json_code_and_msg_with_http_status(
 
 async def test_unknown_method_is_bad_route_404(livekit_target: LiveKitTarget) -> None:
     tok = token(livekit_target, video=api.VideoGrants(room_list=True))
-    status, _, body = await _post_json(
+    status, _, body = await post_json(
         livekit_target, "/twirp/livekit.RoomService/NoSuchMethod", {}, tok
     )
     assert (status, body["code"]) == (404, "bad_route")
@@ -161,7 +154,7 @@ async def test_json_answer_emits_every_field_with_unset_messages_as_null(
     livekit_target: LiveKitTarget, resources: Resources
 ) -> None:
     rule = await resources.rule(direct_rule(unique_pin()))
-    _, _, body = await _post_json(
+    _, _, body = await post_json(
         livekit_target,
         "/twirp/livekit.SIP/ListSIPDispatchRule",
         {"dispatch_rule_ids": [rule.sip_dispatch_rule_id]},
