@@ -36,6 +36,7 @@ from telephony.console import (
     spinner,
 )
 from telephony.settings import Settings
+from telephony.signals import stop_on_signals
 
 HOST: Final = "127.0.0.1"
 SAMPLE_NUMBER: Final = "+33123456789"
@@ -423,10 +424,7 @@ def banner(plan: Plan) -> str:
 
 async def serve(plan: Plan, args: argparse.Namespace) -> int:
     supervisor = Supervisor(plan, args.stop_timeout)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     started = time.monotonic()
     deadline = started + args.ready_timeout
     python = sys.executable

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from telephony.client import TelephonyClient
 from telephony.settings import Settings
+from telephony.signals import stop_on_signals
 from telephony.temporal import connect_options
 from webhook_gateway.app import create_app
 
@@ -57,7 +57,7 @@ async def run_gateway(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve on TELEPHONY_GATEWAY_HOST:TELEPHONY_GATEWAY_PORT until `stop` (or a signal)."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     client = TelephonyClient(await lazy_temporal_client(settings), settings)
     app = create_app(settings, client, insecure_no_api_token=insecure_no_api_token)
     host, port = settings.telephony_gateway_host, settings.telephony_gateway_port
@@ -72,10 +72,3 @@ async def run_gateway(
         log.info("stopping: finishing in-flight requests")
     log.info("gateway stopped")
 
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

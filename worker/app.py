@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
@@ -15,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities import PinSource, build_activities, open_livekit_api
 from telephony.settings import Settings
+from telephony.signals import stop_on_signals
 from telephony.temporal import connect_temporal
 from worker.schedule import ensure_reconcile_schedule
 from worker.search_attributes import ensure_search_attributes
@@ -65,7 +65,7 @@ async def running_worker(
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Connect, register search attributes, and run until `stop` is set (or SIGTERM/SIGINT)."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     client = await connect_temporal(settings, runtime=metrics_runtime(settings))
     await ensure_search_attributes(client)
     await ensure_reconcile_schedule(client, settings)
@@ -79,10 +79,3 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         log.info("stopping: waiting up to %ss for in-flight activities", GRACEFUL_SHUTDOWN.seconds)
     log.info("worker stopped")
 
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
