@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import re
 import socket
@@ -38,7 +39,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith(("ROOM_TELEPHONY_", "LIVEKIT_", "TEMPORAL_", "TELEPHONY_", "LOG_")):
             monkeypatch.delenv(name)
+    # `main` configures the root logger onto this test's captured stderr; put it back after, so
+    # later tests do not log into a closed stream.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def closed_port() -> int:

@@ -14,6 +14,10 @@ from telephony.client import InvalidRoomId, PinSpaceExhausted, RoomNotRegistered
 from telephony.models import pin_lease_workflow_id
 from tests.fixtures.stack import ScriptedPins, Stack, telephony_stack
 
+# Scripted PINs have a length no random draw in this session uses: the dev server is shared, and a
+# random lease (the 200-room test holds 4-digit ones) must not take a PIN a test scripts.
+SCRIPTED_PIN_LENGTH = 6
+
 
 def new_room() -> str:
     return str(uuid.uuid4())
@@ -77,31 +81,31 @@ async def test_two_hundred_rooms_get_distinct_pins_each_with_a_running_lease(
 async def test_a_pin_held_by_another_room_is_drawn_again(
     temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
 ) -> None:
-    pins = ScriptedPins(["4821", "4821", "4821", "7305"])
+    pins = ScriptedPins(["482113", "482113", "482113", "730519"])
     async with telephony_stack(
-        temporal_env, emulator, pins=pins, room_telephony_pin_length=4
+        temporal_env, emulator, pins=pins, room_telephony_pin_length=SCRIPTED_PIN_LENGTH
     ) as stack:
         first = await stack.client.register_room(new_room())
         second = await stack.client.register_room(new_room())
 
-    assert (first.pin, second.pin) == ("4821", "7305")
-    assert pins.draws == ["4821", "4821", "4821", "7305"]
+    assert (first.pin, second.pin) == ("482113", "730519")
+    assert pins.draws == ["482113", "482113", "482113", "730519"]
 
 
 async def test_pin_exhaustion_fails_registration_with_an_error_naming_the_length(
     temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
 ) -> None:
-    pins = ScriptedPins(["5555"] * 6)
+    pins = ScriptedPins(["555531"] * 6)
     async with telephony_stack(
         temporal_env,
         emulator,
         pins=pins,
-        room_telephony_pin_length=4,
+        room_telephony_pin_length=SCRIPTED_PIN_LENGTH,
         room_telephony_pin_max_retries=5,
     ) as stack:
         await stack.client.register_room(new_room())
         refused = new_room()
-        with pytest.raises(PinSpaceExhausted, match="4-digit"):
+        with pytest.raises(PinSpaceExhausted, match="6-digit"):
             await stack.client.register_room(refused)
 
         # No room is left registered without a PIN.

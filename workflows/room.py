@@ -80,14 +80,13 @@ class RoomTelephonyWorkflow:
                 if self._done():
                     return self.state.status()
                 continue
-            if self._continue_as_new_due():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if self._continue_as_new_due():
-                    self.state.sessions_ended = 0
-                    workflow.continue_as_new(
-                        RoomWorkflowInput(room_id=self.state.room_id, state=self.state)
-                    )
-                continue
+            # Not while a handler runs: an update waiting for convergence needs this loop, so
+            # waiting for it here would stall both until its wait times out.
+            if self._continue_as_new_due() and workflow.all_handlers_finished():
+                self.state.sessions_ended = 0
+                workflow.continue_as_new(
+                    RoomWorkflowInput(room_id=self.state.room_id, state=self.state)
+                )
             await self._sleep_until_next_change()
 
     # --- messages -----------------------------------------------------------------------------
@@ -339,7 +338,11 @@ class RoomTelephonyWorkflow:
         timeout = max(deadline - now, timedelta(seconds=1)) if deadline else None
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self.changed or self._continue_as_new_due(), timeout=timeout
+                lambda: (
+                    self.changed
+                    or (self._continue_as_new_due() and workflow.all_handlers_finished())
+                ),
+                timeout=timeout,
             )
 
     async def _wait_converged(self) -> None:
