@@ -346,11 +346,15 @@ class RoomTelephonyWorkflow:
             )
 
     async def _wait_converged(self) -> None:
-        """Let an update answer with LiveKit's new state, unless LiveKit is slow to get there."""
+        """Let an update answer with LiveKit's new state, unless LiveKit is slow to get there.
+
+        `converged` compares the desired state (which the update has just changed) with what
+        LiveKit holds, so it turns true only once the run loop has acted on the change. It must
+        not wait for the loop itself: the loop waits for handlers before it returns.
+        """
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: not self.changed and self.state.converged(workflow.now()),
-                timeout=CONVERGENCE_WAIT,
+                lambda: self.state.converged(workflow.now()), timeout=CONVERGENCE_WAIT
             )
 
     def _done(self) -> bool:
