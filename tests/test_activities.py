@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -113,7 +112,6 @@ class Failure:
     error: ApplicationError
     retry_state: RetryState | None
     attempts: int
-    seconds: float
 
 
 @dataclass
@@ -138,7 +136,6 @@ class Harness:
     async def fail(self, activity: str, *args: Any, maximum_attempts: int = 10) -> Failure:
         """Run an activity expected to fail for good; return the failure Temporal recorded."""
         workflow_id = f"fail-{activity}-{uuid.uuid4()}"
-        started = time.monotonic()
         with pytest.raises(WorkflowFailureError) as caught:
             await self.client.execute_workflow(
                 CallActivityWorkflow.run,
@@ -146,7 +143,6 @@ class Harness:
                 id=workflow_id,
                 task_queue=self.task_queue,
             )
-        seconds = time.monotonic() - started
         activity_error = caught.value.cause
         assert isinstance(activity_error, ActivityError)
         assert isinstance(activity_error.cause, ApplicationError)
@@ -154,7 +150,6 @@ class Harness:
             error=activity_error.cause,
             retry_state=activity_error.retry_state,
             attempts=await self.last_attempt(workflow_id),
-            seconds=seconds,
         )
 
     async def last_attempt(self, workflow_id: str) -> int:
@@ -394,8 +389,7 @@ async def test_wrong_secret_fails_fast_as_non_retryable_credentials_rejected(
     assert failure.error.type == contracts.LIVEKIT_CREDENTIALS_REJECTED
     assert failure.error.non_retryable
     assert failure.retry_state == RetryState.NON_RETRYABLE_FAILURE
-    assert failure.attempts == 1
-    assert failure.seconds < 5
+    assert failure.attempts == 1  # fails fast: no retry, whatever the wall time
     assert wrong_secret not in failure.error.message
 
 
