@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -63,9 +64,15 @@ async def test_recorded_histories_replay_without_nondeterminism(stack: Stack) ->
     await stack.finish_room(room, sid)
     await eventually(lambda: stack.rules_for(room) == [])
     await stack.client.unregister_room(room)
-    await stack.handle(room).result()
+    await asyncio.wait_for(stack.handle(room).result(), 60)
+    await eventually(lambda: _closed_in_visibility(stack, room), message="room closed, listed")
 
-    query = "WorkflowType IN ('RoomTelephonyWorkflow', 'PinLeaseWorkflow')"
+    # Closed runs only: a running workflow's history can end inside a workflow task (an update
+    # admitted, a task started), which the replayer waits on instead of replaying.
+    query = (
+        "WorkflowType IN ('RoomTelephonyWorkflow', 'PinLeaseWorkflow') "
+        "AND ExecutionStatus != 'Running'"
+    )
     replayed: list[str] = []
 
     async def recorded() -> AsyncIterator[WorkflowHistory]:
@@ -75,6 +82,12 @@ async def test_recorded_histories_replay_without_nondeterminism(stack: Stack) ->
 
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
     results = await replayer.replay_workflows(recorded(), raise_on_replay_failure=False)
-    assert replayed.count(f"telephony-room-{room}") == 2  # this room's two runs, at least
+    # One run or two: the room continues-as-new after its session unless unregistered first.
+    assert replayed.count(f"telephony-room-{room}") >= 1
     failures = {run_id: str(failure) for run_id, failure in results.replay_failures.items()}
     assert failures == {}
+
+
+async def _closed_in_visibility(stack: Stack, room: str) -> bool:
+    query = f"WorkflowId = '{stack.handle(room).id}' AND ExecutionStatus = 'Completed'"
+    return bool([execution async for execution in stack.env.client.list_workflows(query)])
