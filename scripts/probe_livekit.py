@@ -954,12 +954,7 @@ async def run_probes(
         await client_error(
             lk.sip.update_dispatch_rule(
                 uid,
-                SIPDispatchRuleInfo(
-                    name="replaced",
-                    rule=SIPDispatchRule(
-                        dispatch_rule_direct=SIPDispatchRuleDirect(room_name="room-u", pin="2469")
-                    ),
-                ),
+                direct("room-u", "2469", name="replaced").dispatch_rule,
             )
         ),
     )
@@ -968,12 +963,7 @@ async def run_probes(
         await client_error(
             lk.sip.update_dispatch_rule(
                 uid,
-                SIPDispatchRuleInfo(
-                    name="replaced",
-                    rule=SIPDispatchRule(
-                        dispatch_rule_direct=SIPDispatchRuleDirect(room_name="room-u", pin="1111")
-                    ),
-                ),
+                direct("room-u", "1111", name="replaced").dispatch_rule,
             )
         ),
     )
@@ -982,12 +972,7 @@ async def run_probes(
         await client_error(
             lk.sip.update_dispatch_rule(
                 uid,
-                SIPDispatchRuleInfo(
-                    name="replaced",
-                    rule=SIPDispatchRule(
-                        dispatch_rule_direct=SIPDispatchRuleDirect(room_name="room-u", pin="2469")
-                    ),
-                ),
+                direct("room-u", "2469", name="replaced").dispatch_rule,
             )
         ),
     )
@@ -1004,12 +989,7 @@ async def run_probes(
         await client_error(
             lk.sip.update_dispatch_rule(
                 "SDR_doesnotexist",
-                SIPDispatchRuleInfo(
-                    name="x",
-                    rule=SIPDispatchRule(
-                        dispatch_rule_direct=SIPDispatchRuleDirect(room_name="r", pin="1357")
-                    ),
-                ),
+                direct("r", "1357", name="x").dispatch_rule,
             )
         ),
     )
