@@ -21,6 +21,7 @@ COPY activities ./activities
 COPY worker ./worker
 COPY webhook_gateway ./webhook_gateway
 COPY livekit_emulator ./livekit_emulator
+COPY operator_tools ./operator_tools
 RUN pip install . && chown -R telephony:telephony /app
 
 USER telephony

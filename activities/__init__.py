@@ -22,13 +22,14 @@ from activities.livekit_client import (
     open_livekit_api,
 )
 from activities.livekit_errors import classify
-from activities.pins import PinSource, secret_pin
+from activities.pins import PinActivities, PinSource, secret_pin
 from activities.temporal import TemporalActivities
 from telephony.settings import Settings
 
 __all__ = [
     "LiveKitActivities",
     "LiveKitNotConfigured",
+    "PinActivities",
     "PinSource",
     "TemporalActivities",
     "build_activities",
@@ -47,14 +48,14 @@ def build_activities(
 ) -> list[Callable[..., Any]]:
     """The activity callables for a worker. Without a Temporal client, `is_workflow_open` is left
     out (a worker that runs PIN leases needs one)."""
-    lk = LiveKitActivities(settings, livekit_api, pin_source=pin_source)
+    lk = LiveKitActivities(settings, livekit_api)
     activities: list[Callable[..., Any]] = [
         lk.ensure_dispatch_rule,
         lk.delete_dispatch_rule,
         lk.check_room_liveness,
         lk.list_trunk_numbers,
         lk.list_managed_rules,
-        lk.draw_pin,
+        PinActivities(pin_source).draw_pin,
     ]
     if temporal_client is not None:
         temporal = TemporalActivities(temporal_client, settings.telephony_task_queue)

@@ -38,17 +38,15 @@ from activities.livekit_errors import (
     livekit_errors,
     translate,
 )
-from activities.pins import MAX_PIN_LENGTH, MIN_PIN_LENGTH
 from telephony import contracts
-from telephony.models import (
+from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
-    EnsureRuleRequest,
-    EnsureRuleResult,
-    ManagedRule,
     dispatch_rule_name,
 )
+from telephony.models import EnsureRuleRequest, EnsureRuleResult, ManagedRule
+from telephony.pins import PIN_RULE, is_valid_pin
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +90,10 @@ def holds_key_of(rule: SIPDispatchRuleInfo, pin: str, trunk_ids: Sequence[str]) 
 
 def check_pin(pin: str) -> None:
     """Refuse, non-retryably, a PIN callers could not type (LiveKit itself accepts anything)."""
-    if not (pin.isascii() and pin.isdigit() and MIN_PIN_LENGTH <= len(pin) <= MAX_PIN_LENGTH):
+    if not is_valid_pin(pin):
         # Never echo the value: it may be a real PIN.
         raise ApplicationError(
-            f"a dispatch-rule PIN must be {MIN_PIN_LENGTH} to {MAX_PIN_LENGTH} digits "
-            f"(got {len(pin)} characters)",
+            f"a dispatch-rule PIN must be {PIN_RULE} (got {len(pin)} characters)",
             type=INVALID_PIN,
             non_retryable=True,
         )

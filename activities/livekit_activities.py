@@ -5,18 +5,17 @@ from __future__ import annotations
 from livekit.api import LiveKitAPI
 from temporalio import activity
 
-from activities import dispatch_rules, pins, rooms, trunks
-from activities.pins import PinSource, secret_pin
+from activities import dispatch_rules, rooms, trunks
 from telephony import contracts
 from telephony.models import EnsureRuleRequest, EnsureRuleResult, ManagedRule, RoomLiveness
 from telephony.settings import Settings
 
 
 class LiveKitActivities:
-    """Dispatch rules, room liveness, trunk numbers and PIN draws.
+    """Dispatch rules, room liveness and trunk numbers.
 
     `livekit` is owned by the caller (see `open_livekit_api`): one aiohttp session for every call
-    of the worker, closed at shutdown. `pin_source` lets tests force PIN collisions.
+    of the worker, closed at shutdown.
     """
 
     def __init__(
@@ -24,7 +23,6 @@ class LiveKitActivities:
         settings: Settings,
         livekit: LiveKitAPI,
         *,
-        pin_source: PinSource | None = None,
         rule_page_size: int = dispatch_rules.DEFAULT_PAGE_SIZE,
     ) -> None:
         if rule_page_size < 1:
@@ -32,7 +30,6 @@ class LiveKitActivities:
         self._livekit = livekit
         self._trunk_ids = tuple(settings.room_telephony_trunk_ids)
         self._hide_phone_number = settings.room_telephony_hide_phone_number
-        self._pin_source = pin_source or secret_pin
         self._rule_page_size = rule_page_size
 
     @activity.defn(name=contracts.ENSURE_DISPATCH_RULE)
@@ -61,7 +58,3 @@ class LiveKitActivities:
         return await dispatch_rules.list_managed_rules(
             self._livekit.sip, page_size=self._rule_page_size
         )
-
-    @activity.defn(name=contracts.DRAW_PIN)
-    async def draw_pin(self, length: int) -> str:
-        return pins.draw_pin(length, self._pin_source)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import aiohttp
 from livekit.api import LiveKitAPI
 
-from telephony.settings import Settings
+from telephony.settings import Settings, reveal
 
 # Per request: long enough for a loaded LiveKit, short enough that Temporal's retry (not a hung
 # socket) decides what happens next. Well under the activities' start-to-close timeouts.
@@ -24,7 +24,7 @@ def create_livekit_api(
     settings: Settings, *, request_timeout: timedelta = DEFAULT_REQUEST_TIMEOUT
 ) -> LiveKitAPI:
     """A client for the configured LiveKit. Call inside a running event loop; `aclose()` it."""
-    secret = settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else ""
+    secret = reveal(settings.livekit_api_secret)
     missing = [
         name
         for name, value in (

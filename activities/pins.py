@@ -7,13 +7,15 @@ import secrets
 import string
 from collections.abc import Callable
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
+
+from telephony import contracts
+from telephony.pins import PIN_RULE, is_valid_pin, is_valid_pin_length
 
 PinSource = Callable[[int], str]
 """Returns a PIN of the given number of digits. Tests inject deterministic sources."""
 
-MIN_PIN_LENGTH = 4
-MAX_PIN_LENGTH = 16  # LiveKit SIP accepts at most 16 typed digits
 INVALID_PIN_LENGTH = "InvalidPinLength"
 
 
@@ -22,14 +24,14 @@ def secret_pin(length: int) -> str:
 
 
 def draw_pin(length: int, source: PinSource = secret_pin) -> str:
-    if not MIN_PIN_LENGTH <= length <= MAX_PIN_LENGTH:
+    if not is_valid_pin_length(length):
         raise ApplicationError(
-            f"PIN length must be between {MIN_PIN_LENGTH} and {MAX_PIN_LENGTH}, got {length}",
+            f"PIN length must be {PIN_RULE}, got {length}",
             type=INVALID_PIN_LENGTH,
             non_retryable=True,
         )
     pin = source(length)
-    if len(pin) != length or not pin.isdigit() or not pin.isascii():
+    if len(pin) != length or not is_valid_pin(pin):
         # Never echo the value: it may be a real PIN.
         raise ApplicationError(
             f"the PIN source returned something other than {length} digits",
@@ -37,3 +39,14 @@ def draw_pin(length: int, source: PinSource = secret_pin) -> str:
             non_retryable=True,
         )
     return pin
+
+
+class PinActivities:
+    """PIN draws; `source` lets tests force collisions."""
+
+    def __init__(self, source: PinSource | None = None) -> None:
+        self._source = source or secret_pin
+
+    @activity.defn(name=contracts.DRAW_PIN)
+    async def draw_pin(self, length: int) -> str:
+        return draw_pin(length, self._source)

@@ -9,7 +9,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from telephony import contracts
-from telephony.models import TelephonyState, room_workflow_id
+from telephony.models import TelephonyState
 
 # A run that continued as new is not a closed owner: its successor carries on. Describing by id
 # normally lands on that successor (RUNNING), but the status is accepted too for the instant in
@@ -42,19 +42,16 @@ class TemporalActivities:
     async def filter_open_rooms(self, room_ids: list[str]) -> list[str]:
         """The rooms among `room_ids` whose workflow is open (strongly consistent: describe)."""
         opened = await asyncio.gather(
-            *(self.is_workflow_open(room_workflow_id(room_id)) for room_id in room_ids)
+            *(self.is_workflow_open(contracts.room_workflow_id(room_id)) for room_id in room_ids)
         )
         return [room_id for room_id, is_open in zip(room_ids, opened, strict=True) if is_open]
 
     @activity.defn(name=contracts.LIST_ROOMS_IN_STATE)
     async def list_rooms_in_state(self, state: str) -> list[str]:
         """Running room workflows whose `TelephonyState` is `state` (visibility: may lag)."""
-        query = (
-            "WorkflowType = 'RoomTelephonyWorkflow' AND ExecutionStatus = 'Running' "
-            f"AND {contracts.TELEPHONY_STATE.name} = '{TelephonyState(state).value}'"
+        query = contracts.running_rooms_query(
+            state=TelephonyState(state).value, task_queue=self._task_queue
         )
-        if self._task_queue:
-            query += f" AND TaskQueue = '{self._task_queue}'"
         rooms: list[str] = []
         async for execution in self._client.list_workflows(query):
             room_id = execution.typed_search_attributes.get(contracts.TELEPHONY_ROOM_ID)

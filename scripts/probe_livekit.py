@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Probe a real LiveKit server (v1.13.5, built by `scripts/livekit-real.sh install`) on every
-point of /work/shared/LIVEKIT.md and print what it actually does.
+behaviour the service relies on and print what it actually does (recorded in LIVEKIT_FINDINGS.md).
 
     .venv/bin/python scripts/probe_livekit.py     # starts its own servers, prints the findings
 

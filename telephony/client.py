@@ -27,25 +27,24 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from telephony import contracts
+from telephony.contracts import room_workflow_id
 from telephony.dialin import build_dial_in_info, format_numbers, valid_numbers
 from telephony.models import (
     DialInInfo,
     LiveKitEvent,
     ReconcileReport,
     RegisterRoom,
-    RoomPolicy,
+    RoomListing,
     RoomStatus,
     Schedule,
     ScheduleWindow,
     TelephonyConfig,
     TelephonyState,
     is_valid_room_id,
-    room_workflow_id,
 )
 from telephony.settings import Settings
 from telephony.temporal import connect_temporal
 
-ROOM_WORKFLOW = "RoomTelephonyWorkflow"
 DISCOVERED_NUMBERS_TTL_SECONDS = 60.0
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,11 +127,11 @@ class TelephonyClient:
             raise TelephonyDisabled("telephony is disabled (ROOM_TELEPHONY_ENABLED is false)")
         request = RegisterRoom(
             room_id=room_id,
-            policy=RoomPolicy.from_settings(self.settings),
+            policy=self.settings.room_policy(),
             schedule=list(schedule) if schedule is not None else None,
         )
         start: WithStartWorkflowOperation[Any, RoomStatus] = WithStartWorkflowOperation(
-            ROOM_WORKFLOW,
+            contracts.ROOM_WORKFLOW,
             {"room_id": room_id},
             id=room_workflow_id(room_id),
             task_queue=self.settings.telephony_task_queue,
@@ -148,7 +147,10 @@ class TelephonyClient:
         status = await self._call(
             room_id,
             self.temporal.execute_update_with_start_workflow(
-                "register", request, start_workflow_operation=start, result_type=RoomStatus
+                contracts.REGISTER_UPDATE,
+                request,
+                start_workflow_operation=start,
+                result_type=RoomStatus,
             ),
         )
         return await self.dial_in(status)
@@ -158,7 +160,7 @@ class TelephonyClient:
         self._check_room_id(room_id)
         handle = self.temporal.get_workflow_handle(room_workflow_id(room_id))
         status: RoomStatus = await self._call(
-            room_id, handle.query("status", result_type=RoomStatus)
+            room_id, handle.query(contracts.STATUS_QUERY, result_type=RoomStatus)
         )
         if not status.registered:
             raise RoomNotRegistered(f"room {room_id} is not registered")
@@ -168,22 +170,23 @@ class TelephonyClient:
         return await self.dial_in(await self.get_status(room_id))
 
     async def rotate_pin(self, room_id: str) -> DialInInfo:
-        return await self.dial_in(await self._update(room_id, "rotate_pin"))
+        return await self.dial_in(await self._update(room_id, contracts.ROTATE_PIN_UPDATE))
 
     async def set_schedule(self, room_id: str, windows: Sequence[ScheduleWindow]) -> DialInInfo:
         schedule = Schedule(windows=list(windows))
-        return await self.dial_in(await self._update(room_id, "set_schedule", schedule))
+        status = await self._update(room_id, contracts.SET_SCHEDULE_UPDATE, schedule)
+        return await self.dial_in(status)
 
     async def unregister_room(self, room_id: str) -> RoomStatus:
         """Remove the rule and release the PIN; the room workflow then completes."""
-        return await self._update(room_id, "unregister")
+        return await self._update(room_id, contracts.UNREGISTER_UPDATE)
 
     async def send_event(self, room_id: str, event: LiveKitEvent) -> bool:
         """Signal a LiveKit event to the room's workflow; False if the room is not registered."""
         self._check_room_id(room_id)
         handle = self.temporal.get_workflow_handle(room_workflow_id(room_id))
         try:
-            await self._call(room_id, handle.signal("livekit_event", event))
+            await self._call(room_id, handle.signal(contracts.LIVEKIT_EVENT_SIGNAL, event))
         except RoomNotRegistered:
             return False
         return True
@@ -193,7 +196,7 @@ class TelephonyClient:
         stamp = uuid.uuid4().hex[:8]
         try:
             report: ReconcileReport = await self.temporal.execute_workflow(
-                "ReconcileWorkflow",
+                contracts.RECONCILE_WORKFLOW,
                 id=f"{contracts.RECONCILE_WORKFLOW_ID}-manual-{stamp}",
                 task_queue=self.settings.telephony_task_queue,
                 result_type=ReconcileReport,
@@ -202,6 +205,26 @@ class TelephonyClient:
         except RPCError as exc:
             raise TelephonyUnavailable(f"Temporal is unavailable: {exc.message}") from None
         return report
+
+    async def list_rooms(self, limit: int) -> list[RoomListing]:
+        """Registered rooms, newest first, from Temporal visibility (which may lag a little
+        behind): id, state, since when. Never a PIN."""
+        query = contracts.running_rooms_query(task_queue=self.settings.telephony_task_queue)
+        rooms: list[RoomListing] = []
+        try:
+            async for execution in self.temporal.list_workflows(query, limit=limit):
+                attributes = execution.typed_search_attributes
+                rooms.append(
+                    RoomListing(
+                        room_id=attributes.get(contracts.TELEPHONY_ROOM_ID) or "",
+                        state=attributes.get(contracts.TELEPHONY_STATE),
+                        workflow_id=execution.id,
+                        started_at=execution.start_time,
+                    )
+                )
+        except RPCError as exc:
+            raise TelephonyUnavailable(f"Temporal is unavailable: {exc.message}") from None
+        return rooms
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -230,7 +253,7 @@ class TelephonyClient:
         ):
             try:
                 discovered: list[str] = await self.temporal.execute_workflow(
-                    "TrunkNumbersWorkflow",
+                    contracts.TRUNK_NUMBERS_WORKFLOW,
                     id=contracts.TRUNK_NUMBERS_WORKFLOW_ID,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     task_queue=self.settings.telephony_task_queue,

@@ -1,7 +1,10 @@
-"""Names shared by workflows and the code that implements or calls them.
+"""Every name that crosses a process boundary, defined once.
 
-Workflows refer to activities by these names (with the pydantic models of `telephony.models` as
-arguments and results), so workflow code never imports the LiveKit client.
+Workflows, activities and their messages are registered under these names by the worker and
+called by them from the client, the gateway, reconciliation and the CLI; search attributes and
+visibility queries are read by the Temporal UI and operators; rule attributes are read back from
+LiveKit. A typo here fails every side at once (and `tests/test_contracts.py` checks the handlers
+carry these names), instead of one call at run time. See docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -10,7 +13,46 @@ from typing import Final
 
 from temporalio.common import SearchAttributeKey
 
-# Activities (implemented in `activities/`).
+DEFAULT_TASK_QUEUE: Final = "meet-telephony"
+
+# --- workflows and their messages -------------------------------------------------------------
+
+ROOM_WORKFLOW: Final = "RoomTelephonyWorkflow"
+REGISTER_UPDATE: Final = "register"
+ROTATE_PIN_UPDATE: Final = "rotate_pin"
+SET_SCHEDULE_UPDATE: Final = "set_schedule"
+UNREGISTER_UPDATE: Final = "unregister"
+LIVEKIT_EVENT_SIGNAL: Final = "livekit_event"
+OBSERVED_RULES_SIGNAL: Final = "observed_rules"
+STATUS_QUERY: Final = "status"
+
+PIN_LEASE_WORKFLOW: Final = "PinLeaseWorkflow"
+RELEASE_LEASE_SIGNAL: Final = "release"
+
+RECONCILE_WORKFLOW: Final = "ReconcileWorkflow"
+TRUNK_NUMBERS_WORKFLOW: Final = "TrunkNumbersWorkflow"
+
+# --- workflow ids -----------------------------------------------------------------------------
+
+ROOM_WORKFLOW_ID_PREFIX: Final = "telephony-room-"
+PIN_LEASE_WORKFLOW_ID_PREFIX: Final = "telephony-pin-"
+# Trunk number discovery: one short workflow run shared by concurrent callers.
+TRUNK_NUMBERS_WORKFLOW_ID: Final = "telephony-trunk-numbers"
+# Reconciliation: a Temporal Schedule starting `ReconcileWorkflow` with this workflow id.
+RECONCILE_SCHEDULE_ID: Final = "telephony-reconcile"
+RECONCILE_WORKFLOW_ID: Final = "telephony-reconcile-run"
+
+
+def room_workflow_id(room_id: str) -> str:
+    return f"{ROOM_WORKFLOW_ID_PREFIX}{room_id}"
+
+
+def pin_lease_workflow_id(pin: str) -> str:
+    return f"{PIN_LEASE_WORKFLOW_ID_PREFIX}{pin}"
+
+
+# --- activities (implemented in `activities/`) ------------------------------------------------
+
 ENSURE_DISPATCH_RULE: Final = "ensure_dispatch_rule"
 DELETE_DISPATCH_RULE: Final = "delete_dispatch_rule"
 CHECK_ROOM_LIVENESS: Final = "check_room_liveness"
@@ -21,14 +63,8 @@ IS_WORKFLOW_OPEN: Final = "is_workflow_open"
 FILTER_OPEN_ROOMS: Final = "filter_open_rooms"
 LIST_ROOMS_IN_STATE: Final = "list_rooms_in_state"
 
-# Trunk number discovery: one short workflow run shared by concurrent callers.
-TRUNK_NUMBERS_WORKFLOW_ID: Final = "telephony-trunk-numbers"
+# --- `ApplicationError.type` values: what went wrong, for callers that translate errors -------
 
-# Reconciliation: a Temporal Schedule starting `ReconcileWorkflow` with this workflow id.
-RECONCILE_SCHEDULE_ID: Final = "telephony-reconcile"
-RECONCILE_WORKFLOW_ID: Final = "telephony-reconcile-run"
-
-# `ApplicationError.type` values: what went wrong, for callers that translate errors.
 LIVEKIT_CREDENTIALS_REJECTED: Final = "LiveKitCredentialsRejected"
 LIVEKIT_INVALID_ARGUMENT: Final = "LiveKitInvalidArgument"
 PIN_HELD_BY_ANOTHER_RULE: Final = "PinHeldByAnotherRule"
@@ -38,7 +74,30 @@ INVALID_ROOM_ID: Final = "InvalidRoomId"
 ROOM_NOT_REGISTERED: Final = "RoomNotRegistered"
 INVALID_SCHEDULE: Final = "InvalidSchedule"
 
-# Search attributes (registered by the worker at start-up). The PIN is never one of them.
+# --- search attributes (registered by the worker at start-up; the PIN is never one) -----------
+
 TELEPHONY_ROOM_ID: Final = SearchAttributeKey.for_keyword("TelephonyRoomId")
 TELEPHONY_STATE: Final = SearchAttributeKey.for_keyword("TelephonyState")
 SEARCH_ATTRIBUTES: Final = (TELEPHONY_ROOM_ID, TELEPHONY_STATE)
+
+
+def running_rooms_query(*, state: str | None = None, task_queue: str | None = None) -> str:
+    """The visibility query for running room workflows, optionally in one `TelephonyState` and
+    on one task queue. Values are the service's own (enum values, a configured queue name)."""
+    query = f"WorkflowType = '{ROOM_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    if state is not None:
+        query += f" AND {TELEPHONY_STATE.name} = '{state}'"
+    if task_queue:
+        query += f" AND TaskQueue = '{task_queue}'"
+    return query
+
+
+# --- LiveKit dispatch rules: how this service recognises its own ------------------------------
+
+MANAGED_BY_ATTRIBUTE: Final = "telephony.managed_by"
+MANAGED_BY_VALUE: Final = "meet-telephony"
+ROOM_ID_ATTRIBUTE: Final = "telephony.room_id"
+
+
+def dispatch_rule_name(room_id: str) -> str:
+    return room_workflow_id(room_id)

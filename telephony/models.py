@@ -5,22 +5,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from telephony.settings import DispatchMode, Settings
+from telephony.pins import PinLength
 
 # Room ids travel in workflow ids, URL paths and rule attributes: a conservative subset of what
 # LiveKit accepts (Meet uses UUIDs).
 ROOM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,127}$"
 _ROOM_ID = re.compile(ROOM_ID_PATTERN)
-
-ROOM_WORKFLOW_ID_PREFIX = "telephony-room-"
-PIN_LEASE_WORKFLOW_ID_PREFIX = "telephony-pin-"
-MANAGED_BY_ATTRIBUTE = "telephony.managed_by"
-MANAGED_BY_VALUE = "meet-telephony"
-ROOM_ID_ATTRIBUTE = "telephony.room_id"
 MAX_SCHEDULE_WINDOWS = 50
 
 
@@ -28,20 +21,15 @@ def is_valid_room_id(room_id: str) -> bool:
     return bool(_ROOM_ID.match(room_id))
 
 
-def room_workflow_id(room_id: str) -> str:
-    return f"{ROOM_WORKFLOW_ID_PREFIX}{room_id}"
-
-
-def pin_lease_workflow_id(pin: str) -> str:
-    return f"{PIN_LEASE_WORKFLOW_ID_PREFIX}{pin}"
-
-
-def dispatch_rule_name(room_id: str) -> str:
-    return room_workflow_id(room_id)
-
-
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DispatchMode(StrEnum):
+    """When a room's dispatch rule exists (besides scheduled windows)."""
+
+    WHILE_ACTIVE = "while_active"
+    ALWAYS = "always"
 
 
 class TelephonyState(StrEnum):
@@ -70,31 +58,20 @@ class Schedule(Model):
 
 
 class RoomPolicy(Model):
-    """The settings a room workflow acts on, passed in by the registering client.
+    """The settings a room workflow acts on, passed in by the registering client
+    (`Settings.room_policy()`).
 
     Workflows cannot read the environment, so the settings travel with `register` and the
     latest registration's policy wins.
     """
 
     enabled: bool
-    pin_length: int = Field(ge=4, le=16)
+    pin_length: PinLength
     pin_max_retries: int = Field(ge=1)
     dispatch_mode: DispatchMode
     schedule_lead: timedelta
     liveness_interval: timedelta
     max_session_duration: timedelta
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RoomPolicy:
-        return cls(
-            enabled=settings.room_telephony_enabled,
-            pin_length=settings.room_telephony_pin_length,
-            pin_max_retries=settings.room_telephony_pin_max_retries,
-            dispatch_mode=settings.room_telephony_dispatch_mode,
-            schedule_lead=settings.room_telephony_schedule_lead,
-            liveness_interval=settings.room_telephony_liveness_interval,
-            max_session_duration=settings.room_telephony_max_session_duration,
-        )
 
 
 class LiveKitEventKind(StrEnum):
@@ -138,6 +115,15 @@ class RoomStatus(Model):
     schedule: list[ScheduleWindow]
     dispatch_mode: DispatchMode | None
     last_error: str | None = None
+
+
+class RoomListing(Model):
+    """One registered room as Temporal visibility lists it (no PIN: visibility never holds one)."""
+
+    room_id: str
+    state: TelephonyState | None
+    workflow_id: str
+    started_at: AwareDatetime | None
 
 
 class DialInNumber(Model):
@@ -199,7 +185,10 @@ class PinLeaseRequest(Model):
     check_interval: timedelta = timedelta(minutes=10)
 
 
-LeaseRelease = Literal["released"]
+class ObservedRules(Model):
+    """Reconciliation's view of LiveKit: the managed rule ids it found for one room."""
+
+    rule_ids: list[str]
 
 
 class ReconcileReport(Model):

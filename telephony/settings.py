@@ -1,7 +1,8 @@
 """The service's configuration: one model, read from the environment, checked at start-up.
 
-Names and defaults follow DESIGN.md "Configuration". A bad value stops the process with one line
-that names the variable (`SettingsError`), never a traceback.
+Every variable is listed, with its default and meaning, in the README's settings table (generated
+from this model by `meet-telephony config --markdown`). A bad value stops the process with one
+line that names the variable (`SettingsError`), never a traceback.
 """
 
 from __future__ import annotations
@@ -24,14 +25,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from telephony.contracts import DEFAULT_TASK_QUEUE
+from telephony.dialin import parse_phone_number
 from telephony.durations import parse_duration
-
-
-class DispatchMode(StrEnum):
-    """When a room's dispatch rule exists (besides scheduled windows)."""
-
-    WHILE_ACTIVE = "while_active"
-    ALWAYS = "always"
+from telephony.models import DispatchMode, RoomPolicy
+from telephony.pins import PinLength
 
 
 class LogFormat(StrEnum):
@@ -72,7 +70,7 @@ class Settings(BaseSettings):
 
     # Seed options (same names and meanings as La Suite Meet).
     room_telephony_enabled: bool = False
-    room_telephony_pin_length: int = Field(default=10, ge=4, le=16)
+    room_telephony_pin_length: PinLength = 10
     room_telephony_pin_max_retries: int = Field(default=5, ge=1, le=100)
     room_telephony_phone_number: str | None = None
     room_telephony_default_country: str = "US"
@@ -103,7 +101,7 @@ class Settings(BaseSettings):
     temporal_tls_server_ca_cert_path: str | None = None
     temporal_tls_server_name: str | None = None
 
-    telephony_task_queue: str = Field(default="meet-telephony", min_length=1)
+    telephony_task_queue: str = Field(default=DEFAULT_TASK_QUEUE, min_length=1)
     telephony_api_token: SecretStr | None = None
     telephony_gateway_host: str = "127.0.0.1"
     telephony_gateway_port: int = Field(default=8080, ge=0, le=65535)
@@ -165,9 +163,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _phone_numbers_parse(self) -> Settings:
-        # Imported here: dialin imports this module for the DispatchMode-free helpers it shares.
-        from telephony.dialin import parse_phone_number
-
         for variable, values in (
             ("room_telephony_phone_number", [self.room_telephony_phone_number]),
             ("room_telephony_phone_numbers", self.room_telephony_phone_numbers),
@@ -190,7 +185,7 @@ class Settings(BaseSettings):
                 )
             if not self.livekit_api_key:
                 raise _FieldError("livekit_api_key", "required when ROOM_TELEPHONY_ENABLED is true")
-            if not self.livekit_api_secret or not self.livekit_api_secret.get_secret_value():
+            if not reveal(self.livekit_api_secret):
                 raise _FieldError(
                     "livekit_api_secret", "required when ROOM_TELEPHONY_ENABLED is true"
                 )
@@ -201,6 +196,36 @@ class Settings(BaseSettings):
         """The single seed number first, then the list, without repeats."""
         numbers = [self.room_telephony_phone_number, *self.room_telephony_phone_numbers]
         return list(dict.fromkeys(n for n in numbers if n))
+
+    @property
+    def livekit_http_url(self) -> str | None:
+        """LIVEKIT_URL over HTTP: LiveKit URLs may be ws(s)://, its HTTP API is the same place."""
+        return http_url(self.livekit_url) if self.livekit_url else None
+
+    def room_policy(self) -> RoomPolicy:
+        """The settings a room workflow acts on (workflows cannot read the environment)."""
+        return RoomPolicy(
+            enabled=self.room_telephony_enabled,
+            pin_length=self.room_telephony_pin_length,
+            pin_max_retries=self.room_telephony_pin_max_retries,
+            dispatch_mode=self.room_telephony_dispatch_mode,
+            schedule_lead=self.room_telephony_schedule_lead,
+            liveness_interval=self.room_telephony_liveness_interval,
+            max_session_duration=self.room_telephony_max_session_duration,
+        )
+
+
+def reveal(secret: SecretStr | None) -> str:
+    """A secret setting's value, "" when unset: the one place secrets are unwrapped."""
+    return secret.get_secret_value() if secret is not None else ""
+
+
+def http_url(url: str) -> str:
+    """ws(s):// becomes http(s)://; anything else is returned as it is."""
+    for websocket, http in (("ws://", "http://"), ("wss://", "https://")):
+        if url.startswith(websocket):
+            return http + url[len(websocket) :]
+    return url
 
 
 class _FieldError(ValueError):

@@ -9,7 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
-from telephony.settings import Settings
+from telephony.settings import Settings, reveal
 
 
 def connect_options(settings: Settings) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def connect_options(settings: Settings) -> dict[str, Any]:
     options["target_host"] = settings.temporal_address
     options["namespace"] = settings.temporal_namespace
     if settings.temporal_api_key is not None:
-        options["api_key"] = settings.temporal_api_key.get_secret_value()
+        options["api_key"] = reveal(settings.temporal_api_key)
         options.setdefault("tls", True)
     if settings.temporal_tls is not None and not settings.temporal_tls:
         options["tls"] = False

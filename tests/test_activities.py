@@ -38,16 +38,13 @@ from activities.dispatch_rules import INVALID_PIN
 from activities.livekit_errors import LIVEKIT_TRANSPORT_ERROR, LIVEKIT_UNAVAILABLE
 from livekit_emulator import LiveKitEmulator
 from telephony import contracts
-from telephony.models import (
+from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
-    EnsureRuleRequest,
-    EnsureRuleResult,
-    ManagedRule,
-    RoomLiveness,
     dispatch_rule_name,
 )
+from telephony.models import EnsureRuleRequest, EnsureRuleResult, ManagedRule, RoomLiveness
 from telephony.settings import Settings
 
 T = TypeVar("T")

@@ -18,16 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from telephony import cli
-from telephony.console import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    spinner,
-)
+from operator_tools import cli
+from operator_tools.console import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, spinner
+from operator_tools.settings_doc import DESCRIPTIONS, markdown_table
 from telephony.settings import Settings
-from telephony.settings_doc import DESCRIPTIONS, markdown_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECRET = "livekit-secret-value-0123456789abcdef"

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from telephony.console import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_PORT_IN_USE
-from telephony.dev import READY_LINE
-from telephony.doctor import CREDENTIALS_REJECTED
+from operator_tools.console import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_PORT_IN_USE
+from operator_tools.dev import READY_LINE
+from operator_tools.doctor import CREDENTIALS_REJECTED
 
 pytestmark = [
     pytest.mark.slow,

@@ -1,4 +1,4 @@
-"""Dial-in info: what an invitation prints (DESIGN.md "Dial-in info")."""
+"""Dial-in info: what an invitation prints (docs/ARCHITECTURE.md, "Dial-in info")."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from telephony.dialin import (
     pin_display,
     tel_uri,
 )
-from telephony.models import DialInInfo, RoomStatus, ScheduleWindow, TelephonyState
-from telephony.settings import DispatchMode
+from telephony.models import DialInInfo, DispatchMode, RoomStatus, ScheduleWindow, TelephonyState
 
 PIN = "1234567890"
 

@@ -7,7 +7,7 @@ import uuid
 
 from temporalio.client import WorkflowExecutionStatus
 
-from telephony.models import pin_lease_workflow_id
+from telephony.contracts import pin_lease_workflow_id
 from tests.fixtures.gateway import GatewayStack
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import PHONE_NUMBER

@@ -32,15 +32,13 @@ from temporalio.exceptions import ApplicationError
 from activities import LiveKitActivities, open_livekit_api
 from activities.dispatch_rules import create_request
 from telephony import contracts
-from telephony.models import (
+from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
-    EnsureRuleRequest,
-    EnsureRuleResult,
-    RoomLiveness,
     dispatch_rule_name,
 )
+from telephony.models import EnsureRuleRequest, EnsureRuleResult, RoomLiveness
 from telephony.settings import Settings
 from tests.fixtures import livekit_real
 

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from telephony.client import TelephonyClient
-from telephony.models import (
+from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,

@@ -14,7 +14,7 @@ from livekit import api
 from temporalio.client import ScheduleIntervalSpec
 
 from telephony import contracts
-from telephony.models import MANAGED_BY_ATTRIBUTE, MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE
+from telephony.contracts import MANAGED_BY_ATTRIBUTE, MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE
 from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
@@ -147,7 +147,7 @@ async def test_the_reconcile_command_runs_a_pass_and_reports_it(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "telephony.cli",
+        "operator_tools.cli",
         "reconcile",
         "--json",
         env=environment,

@@ -11,18 +11,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
 from telephony.client import RoomNotRegistered
-from telephony.models import (
+from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
+    pin_lease_workflow_id,
+)
+from telephony.models import (
     LiveKitEvent,
     LiveKitEventKind,
     RegisterRoom,
-    RoomPolicy,
     RoomStatus,
     ScheduleWindow,
     TelephonyState,
-    pin_lease_workflow_id,
 )
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import ScriptedPins, Stack, telephony_stack
@@ -313,7 +314,7 @@ async def test_continue_as_new_keeps_pin_state_and_open_rule(stack: Stack) -> No
         "register",
         RegisterRoom(
             room_id=room,
-            policy=RoomPolicy.from_settings(stack.settings),
+            policy=stack.settings.room_policy(),
             history_event_threshold=30,
         ),
         result_type=RoomStatus,

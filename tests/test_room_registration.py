@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
 from telephony.client import InvalidRoomId, PinSpaceExhausted, RoomNotRegistered, TelephonyDisabled
-from telephony.models import pin_lease_workflow_id
+from telephony.contracts import pin_lease_workflow_id
 from tests.fixtures.stack import ScriptedPins, Stack, telephony_stack
 
 # Scripted PINs have a length no random draw in this session uses: the dev server is shared, and a

@@ -13,16 +13,14 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
+from telephony.contracts import pin_lease_workflow_id, room_workflow_id
 from telephony.models import (
     LiveKitEvent,
     LiveKitEventKind,
     PinLeaseRequest,
     RegisterRoom,
-    RoomPolicy,
     RoomStatus,
     ScheduleWindow,
-    pin_lease_workflow_id,
-    room_workflow_id,
 )
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack, telephony_stack
@@ -58,7 +56,7 @@ async def register(
     status = await handle.execute_update(
         "register",
         RegisterRoom(
-            room_id=room, policy=RoomPolicy.from_settings(stack.settings), schedule=schedule
+            room_id=room, policy=stack.settings.room_policy(), schedule=schedule
         ),
         result_type=RoomStatus,
     )

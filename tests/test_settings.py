@@ -1,4 +1,4 @@
-"""Configuration: DESIGN.md "Configuration" as executable specification.
+"""Configuration: the README's settings table as executable specification.
 
 Every documented variable exists with its documented default; a bad value stops start-up with
 one line that starts with the variable's name, says what is wrong, and never echoes a secret.
@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from telephony.settings import DispatchMode, LogFormat, Settings, SettingsError, load_settings
+from telephony.models import DispatchMode
+from telephony.settings import LogFormat, Settings, SettingsError, load_settings
 
 SECRET = "s3cr3t-livekit-value-0123456789"
 API_TOKEN = "t0ken-backend-value-9876543210"
@@ -21,7 +22,7 @@ TEMPORAL_KEY = "t3mporal-key-value-5555555555"
 
 _PREFIXES = ("ROOM_TELEPHONY_", "LIVEKIT_", "TEMPORAL_", "TELEPHONY_", "LOG_")
 
-# DESIGN.md "Configuration", with the defaults it states.
+# The README's settings table, with the defaults it states.
 DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "ROOM_TELEPHONY_ENABLED": False,
     "ROOM_TELEPHONY_PIN_LENGTH": 10,
@@ -52,7 +53,7 @@ DOCUMENTED_DURATIONS = [
 DOCUMENTED_OTHERS = [
     "TELEPHONY_WORKER_METRICS_PORT",
     "LOG_LEVEL",
-    # TEMPORAL_*: Temporal's own conventions, as DESIGN.md "Moving parts" names them.
+    # TEMPORAL_*: Temporal's own conventions (docs/ARCHITECTURE.md, "Moving parts").
     "TEMPORAL_ADDRESS",
     "TEMPORAL_NAMESPACE",
     "TEMPORAL_API_KEY",

@@ -1,7 +1,5 @@
 """`python -m webhook_gateway`: the same as `meet-telephony gateway`."""
 
-import sys
+from webhook_gateway.server import main
 
-from telephony.cli import run_as_process
-
-run_as_process(["gateway", *sys.argv[1:]])
+main()

@@ -15,12 +15,12 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from telephony.client import TelephonyClient, TelephonyError
+from webhook_gateway.authorization import read_authorization
 from webhook_gateway.bodies import read_body
 from webhook_gateway.errors import ApiError, from_telephony_error, unavailable
 from webhook_gateway.schemas import RegisterRoomBody, SetScheduleBody
 
 PREFIX = "/api/v1"
-_BEARER_PREFIX = "bearer "
 
 B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T")
@@ -87,15 +87,12 @@ class Api:
     def _authenticate(self, request: web.Request) -> None:
         if self._token is None:
             return
-        header = request.headers.get("Authorization")
-        if not header:
+        credential = read_authorization(request.headers.get("Authorization"))
+        if credential is None or (credential.bearer and not credential.token):
             raise _unauthorized("missing_token", "Authorization: Bearer <token> is required")
-        if not header[: len(_BEARER_PREFIX)].lower() == _BEARER_PREFIX:
+        if not credential.bearer:
             raise _unauthorized("invalid_token", "the Authorization header is not a bearer token")
-        try:
-            given = header[len(_BEARER_PREFIX) :].strip().encode()
-        except UnicodeEncodeError:
-            given = b""
+        given = credential.token.encode(errors="replace")
         if not hmac.compare_digest(given, self._token):
             raise _unauthorized("invalid_token", "the API token is not valid")
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from telephony.client import TelephonyClient
-from telephony.settings import Settings
+from telephony.settings import Settings, reveal
 from webhook_gateway.api import Api
 from webhook_gateway.errors import RETRY_AFTER_SECONDS, ApiError, error_response
 from webhook_gateway.metrics import GatewayMetrics
@@ -54,7 +54,7 @@ def create_app(
 ) -> web.Application:
     """The gateway app. Refuses (`GatewayConfigError`) to build without `TELEPHONY_API_TOKEN`
     unless `insecure_no_api_token` is set, which turns the API token check off."""
-    token = settings.telephony_api_token.get_secret_value() if settings.telephony_api_token else ""
+    token = reveal(settings.telephony_api_token)
     if not token and not insecure_no_api_token:
         raise GatewayConfigError(
             "TELEPHONY_API_TOKEN is not set: the backend API would be open to anyone "

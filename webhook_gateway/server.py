@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Sequence
+from typing import NoReturn
 
 from aiohttp import web
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from telephony.client import TelephonyClient
+from telephony.process import EXIT_OK, EXIT_USAGE, exit_process, start_process, stop_on_signals
 from telephony.settings import Settings
-from telephony.signals import stop_on_signals
 from telephony.temporal import connect_options
-from webhook_gateway.app import create_app
+from webhook_gateway.app import GatewayConfigError, create_app
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +75,37 @@ async def run_gateway(
         log.info("stopping: finishing in-flight requests")
     log.info("gateway stopped")
 
+
+def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure-no-api-token",
+        action="store_true",
+        help="development only: run without TELEPHONY_API_TOKEN, with the API token check off",
+    )
+
+
+def serve_until_stopped(settings: Settings, prog: str, *, insecure_no_api_token: bool) -> int:
+    """Run the gateway process; a configuration it refuses is one line and exit code 2."""
+    try:
+        asyncio.run(run_gateway(settings, insecure_no_api_token=insecure_no_api_token))
+    except GatewayConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """`python -m webhook_gateway`: settings from the environment, serve until SIGTERM/SIGINT."""
+    prog = "python -m webhook_gateway"
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="The meet-telephony HTTP gateway (the same as `meet-telephony gateway`): "
+        "LiveKit webhooks, the backend API, health and metrics, on "
+        "TELEPHONY_GATEWAY_HOST:TELEPHONY_GATEWAY_PORT; in-flight requests finish on SIGTERM.",
+    )
+    add_gateway_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = start_process(prog)
+    exit_process(
+        serve_until_stopped(settings, prog, insecure_no_api_token=args.insecure_no_api_token)
+    )

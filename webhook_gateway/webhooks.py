@@ -31,7 +31,8 @@ from telephony.client import (
     TelephonyUnavailable,
 )
 from telephony.models import LiveKitEvent, LiveKitEventKind
-from telephony.settings import Settings
+from telephony.settings import Settings, reveal
+from webhook_gateway.authorization import read_authorization
 from webhook_gateway.bodies import read_body
 from webhook_gateway.errors import ApiError, unavailable
 from webhook_gateway.metrics import GatewayMetrics
@@ -46,7 +47,6 @@ EVENT_KINDS: dict[str, LiveKitEventKind] = {
     "participant_left": LiveKitEventKind.ACTIVITY,
     "track_published": LiveKitEventKind.ACTIVITY,
 }
-_BEARER = re.compile(r"^\s*bearer\s+", re.IGNORECASE)
 
 
 class Malformed(Exception):
@@ -72,8 +72,7 @@ class WebhookHandler:
         self._deadline = deadline_seconds
         self._metrics = metrics
         key = settings.livekit_api_key
-        secret_value = settings.livekit_api_secret
-        secret = secret_value.get_secret_value() if secret_value is not None else ""
+        secret = reveal(settings.livekit_api_secret)
         # Without credentials nothing can be verified: every webhook is refused (401).
         self._verifier = TokenVerifier(key, secret) if key and secret else None
         self._receiver = WebhookReceiver(self._verifier) if self._verifier else None
@@ -103,8 +102,8 @@ class WebhookHandler:
     # --- verification -------------------------------------------------------------------------
 
     async def _verified_event(self, request: web.Request) -> WebhookEvent:
-        header = request.headers.get("Authorization", "")
-        token = _BEARER.sub("", header, count=1).strip()
+        credential = read_authorization(request.headers.get("Authorization"))
+        token = credential.token if credential is not None else ""
         if not token:
             raise ApiError(401, "missing_signature", "the Authorization header is missing")
         body = await read_body(request)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities import PinSource, build_activities, open_livekit_api
+from telephony.process import EXIT_OK, exit_process, start_process, stop_on_signals
 from telephony.settings import Settings
-from telephony.signals import stop_on_signals
 from telephony.temporal import connect_temporal
 from worker.schedule import ensure_reconcile_schedule
 from worker.search_attributes import ensure_search_attributes
@@ -79,3 +81,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         log.info("stopping: waiting up to %ss for in-flight activities", GRACEFUL_SHUTDOWN.seconds)
     log.info("worker stopped")
 
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """`python -m worker`: settings from the environment, run until SIGTERM/SIGINT."""
+    argparse.ArgumentParser(
+        prog="python -m worker",
+        description="The meet-telephony Temporal worker (the same as `meet-telephony worker`): "
+        "settings from the environment; runs until SIGTERM/SIGINT.",
+    ).parse_args(argv)
+    settings = start_process("python -m worker")
+    asyncio.run(run_worker(settings))
+    exit_process(EXIT_OK)

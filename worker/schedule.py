@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def reconcile_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "ReconcileWorkflow",
+            contracts.RECONCILE_WORKFLOW,
             id=contracts.RECONCILE_WORKFLOW_ID,
             task_queue=settings.telephony_task_queue,
         ),

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
 CHECKS_PER_RUN = 500
 
 
-@workflow.defn(name="PinLeaseWorkflow")
+@workflow.defn(name=contracts.PIN_LEASE_WORKFLOW)
 class PinLeaseWorkflow:
     @workflow.init
     def __init__(self, request: PinLeaseRequest) -> None:
@@ -54,12 +54,8 @@ class PinLeaseWorkflow:
                     workflow.continue_as_new(request)
         return "released"
 
-    @workflow.signal
+    @workflow.signal(name=contracts.RELEASE_LEASE_SIGNAL)
     def release(self, owner_workflow_id: str) -> None:
         # Only the owner may release: a late signal from a previous holder must not free the PIN.
         if owner_workflow_id == self._request.owner_workflow_id:
             self._released = True
-
-    @workflow.query
-    def owner(self) -> str:
-        return self._request.owner_workflow_id

@@ -15,14 +15,13 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from telephony import contracts
-    from telephony.models import ManagedRule, ReconcileReport, TelephonyState, room_workflow_id
-    from workflows.state import ObservedRules
+    from telephony.models import ManagedRule, ObservedRules, ReconcileReport, TelephonyState
 
 CALL_TIMEOUT = timedelta(minutes=2)
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=20)
 
 
-@workflow.defn(name="ReconcileWorkflow")
+@workflow.defn(name=contracts.RECONCILE_WORKFLOW)
 class ReconcileWorkflow:
     @workflow.run
     async def run(self) -> ReconcileReport:
@@ -81,8 +80,8 @@ class ReconcileWorkflow:
         )
 
     async def _tell_room(self, room_id: str, rule_ids: list[str]) -> None:
-        handle = workflow.get_external_workflow_handle(room_workflow_id(room_id))
+        handle = workflow.get_external_workflow_handle(contracts.room_workflow_id(room_id))
         try:
-            await handle.signal("observed_rules", ObservedRules(rule_ids=rule_ids))
+            await handle.signal(contracts.OBSERVED_RULES_SIGNAL, ObservedRules(rule_ids=rule_ids))
         except Exception as exc:
             workflow.logger.info("room workflow closed before it could be told (%s)", exc)

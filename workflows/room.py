@@ -21,16 +21,16 @@ with workflow.unsafe.imports_passed_through():
         EnsureRuleRequest,
         EnsureRuleResult,
         LiveKitEvent,
+        ObservedRules,
         PinLeaseRequest,
         RegisterRoom,
         RoomLiveness,
         RoomStatus,
         Schedule,
         is_valid_room_id,
-        pin_lease_workflow_id,
     )
     from workflows.pin_lease import PinLeaseWorkflow
-    from workflows.state import ObservedRules, RoomWorkflowInput, RoomWorkflowState, RuleRef
+    from workflows.state import RoomPhase, RoomWorkflowInput, RoomWorkflowState, RuleRef
 
 # LiveKit calls retry with backoff until they succeed; only non-retryable errors come back.
 LIVEKIT_RETRY = RetryPolicy(
@@ -48,7 +48,7 @@ CONVERGENCE_WAIT = timedelta(seconds=30)
 LEASE_CHECK_INTERVAL = timedelta(minutes=10)
 
 
-@workflow.defn(name="RoomTelephonyWorkflow")
+@workflow.defn(name=contracts.ROOM_WORKFLOW)
 class RoomTelephonyWorkflow:
     @workflow.init
     def __init__(self, input: RoomWorkflowInput) -> None:
@@ -60,13 +60,12 @@ class RoomTelephonyWorkflow:
 
     @workflow.run
     async def run(self, input: RoomWorkflowInput) -> RoomStatus:
-        if not self.state.registered:
+        if self.state.phase is RoomPhase.NEW:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self.state.registered or self.state.registration_failed,
-                    timeout=REGISTRATION_GRACE,
+                    lambda: self.state.phase is not RoomPhase.NEW, timeout=REGISTRATION_GRACE
                 )
-            if not self.state.registered:
+            if self.state.phase in (RoomPhase.NEW, RoomPhase.FAILED):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self.state.status()
 
@@ -91,27 +90,33 @@ class RoomTelephonyWorkflow:
 
     # --- messages -----------------------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=contracts.REGISTER_UPDATE)
     async def register(self, request: RegisterRoom) -> RoomStatus:
-        self.state.policy = request.policy
+        state = self.state
+        state.policy = request.policy
         if request.history_event_threshold is not None:
-            self.state.history_event_threshold = request.history_event_threshold
+            state.history_event_threshold = request.history_event_threshold
         if request.schedule is not None:
-            self.state.schedule = list(request.schedule)
-        if self.state.unregistered:
-            # Registered again before the previous unregistration finished: the room lives on.
-            self.state.unregistered = False
+            state.schedule = list(request.schedule)
+        phase_before = state.phase
+        if phase_before is RoomPhase.UNREGISTERING:
+            # Registered again before the previous unregistration finished: the room lives on
+            # (set before any await, so the run loop does not end the run meanwhile).
+            state.phase = RoomPhase.REGISTERED
         async with self.pin_lock:
-            if self.state.pin is None:
+            if state.pin is None:
                 try:
-                    self.state.pin = await self._lease_new_pin()
+                    state.pin = await self._lease_new_pin()
                 except ApplicationError:
-                    if not self.state.registered:
-                        self.state.registration_failed = True
+                    # No PIN: a first registration fails the run, a re-registration leaves
+                    # the room to finish unregistering.
+                    state.phase = (
+                        RoomPhase.FAILED if phase_before is RoomPhase.NEW else phase_before
+                    )
                     raise
-            self.state.registered = True
+            state.phase = RoomPhase.REGISTERED
         self._wake()
-        return self.state.status()
+        return state.status()
 
     @register.validator
     def _validate_register(self, request: RegisterRoom) -> None:
@@ -126,7 +131,7 @@ class RoomTelephonyWorkflow:
                 type=contracts.INVALID_ROOM_ID,
             )
 
-    @workflow.update
+    @workflow.update(name=contracts.ROTATE_PIN_UPDATE)
     async def rotate_pin(self) -> RoomStatus:
         async with self.pin_lock:
             old_pin = self.state.pin
@@ -141,7 +146,7 @@ class RoomTelephonyWorkflow:
     def _validate_rotate_pin(self) -> None:
         self._require_registered()
 
-    @workflow.update
+    @workflow.update(name=contracts.SET_SCHEDULE_UPDATE)
     async def set_schedule(self, schedule: Schedule) -> RoomStatus:
         self.state.schedule = list(schedule.windows)
         self._wake()
@@ -152,9 +157,9 @@ class RoomTelephonyWorkflow:
     def _validate_set_schedule(self, schedule: Schedule) -> None:
         self._require_registered()
 
-    @workflow.update
+    @workflow.update(name=contracts.UNREGISTER_UPDATE)
     async def unregister(self) -> RoomStatus:
-        self.state.unregistered = True
+        self.state.phase = RoomPhase.UNREGISTERING
         self._wake()
         await self._wait_converged()
         return self.state.status()
@@ -163,12 +168,12 @@ class RoomTelephonyWorkflow:
     def _validate_unregister(self) -> None:
         self._require_registered()
 
-    @workflow.signal
+    @workflow.signal(name=contracts.LIVEKIT_EVENT_SIGNAL)
     def livekit_event(self, event: LiveKitEvent) -> None:
         if self.state.apply_event(event, workflow.now()):
             self._wake()
 
-    @workflow.signal
+    @workflow.signal(name=contracts.OBSERVED_RULES_SIGNAL)
     def observed_rules(self, observed: ObservedRules) -> None:
         """Reconciliation saw these managed rules for this room in LiveKit."""
         if self.state.rule is not None and self.state.rule.rule_id not in observed.rule_ids:
@@ -180,12 +185,12 @@ class RoomTelephonyWorkflow:
                 self.state.stray_rule_ids.append(rule_id)
         self._wake()
 
-    @workflow.query
+    @workflow.query(name=contracts.STATUS_QUERY)
     def status(self) -> RoomStatus:
         return self.state.status()
 
     def _require_registered(self) -> None:
-        if not self.state.registered or self.state.unregistered:
+        if not self.state.registered:
             raise ApplicationError(
                 f"room {self.state.room_id} is not registered", type=contracts.ROOM_NOT_REGISTERED
             )
@@ -210,7 +215,7 @@ class RoomTelephonyWorkflow:
                     PinLeaseRequest(
                         pin=pin, owner_workflow_id=owner, check_interval=LEASE_CHECK_INTERVAL
                     ),
-                    id=pin_lease_workflow_id(pin),
+                    id=contracts.pin_lease_workflow_id(pin),
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 )
             except WorkflowAlreadyStartedError:
@@ -228,9 +233,8 @@ class RoomTelephonyWorkflow:
         owner = workflow.info().workflow_id
         for pin in pins:
             try:
-                await workflow.get_external_workflow_handle(pin_lease_workflow_id(pin)).signal(
-                    PinLeaseWorkflow.release, owner
-                )
+                lease = workflow.get_external_workflow_handle(contracts.pin_lease_workflow_id(pin))
+                await lease.signal(PinLeaseWorkflow.release, owner)
             except Exception as exc:
                 workflow.logger.info("lease already closed (%s)", type(exc).__name__)
 
@@ -253,12 +257,12 @@ class RoomTelephonyWorkflow:
                 state.stray_rule_ids.remove(rule_id)
             # A PIN is free again only once no rule of ours routes it.
             releasable = [p for p in state.pins_to_release if not self._rule_uses(p)]
-            if state.unregistered and state.rule is None and state.pin is not None:
+            if state.unregistering and state.rule is None and state.pin is not None:
                 releasable.append(state.pin)
             if releasable:
                 await self._release_leases(releasable)
                 state.pins_to_release = [p for p in state.pins_to_release if p not in releasable]
-                if state.unregistered and state.pin in releasable:
+                if state.unregistering and state.pin in releasable:
                     state.pin = None
             state.last_error = None
             state.retry_at = None
@@ -358,7 +362,7 @@ class RoomTelephonyWorkflow:
             )
 
     def _done(self) -> bool:
-        return self.state.unregistered and self.state.converged(workflow.now())
+        return self.state.unregistering and self.state.converged(workflow.now())
 
     def _continue_as_new_due(self) -> bool:
         """When history is long (even mid-outage: the state carries what is left to do), or

@@ -1,16 +1,18 @@
 """The room workflow's whole state: one serializable object, carried through continue-as-new.
 
 Pure data and pure functions of (state, now): no Temporal calls here, so the rules that decide
-what the room should look like can be unit-tested without a server.
+what the room should look like are unit-tested without a server (`tests/test_room_state.py`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from telephony.models import (
+    DispatchMode,
     LiveKitEvent,
     LiveKitEventKind,
     RoomPolicy,
@@ -19,7 +21,6 @@ from telephony.models import (
     ScheduleWindow,
     TelephonyState,
 )
-from telephony.settings import DispatchMode
 
 # Bounded memories for idempotence: enough to absorb LiveKit's redeliveries, small enough to
 # carry through continue-as-new.
@@ -45,13 +46,21 @@ class LiveSession(BaseModel):
     last_liveness_check: AwareDatetime
 
 
+class RoomPhase(StrEnum):
+    """Where the room is in its life. NEW → REGISTERED ⇄ UNREGISTERING → (run ends);
+    NEW → FAILED when the first registration fails (run ends)."""
+
+    NEW = "new"  # started, waiting for its first registration
+    REGISTERED = "registered"  # has a PIN; the rule follows the room's sessions and schedule
+    UNREGISTERING = "unregistering"  # rule being removed, then the PIN released; then done
+    FAILED = "failed"  # the first registration failed (no PIN could be leased)
+
+
 class RoomWorkflowState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     room_id: str
-    registered: bool = False
-    unregistered: bool = False
-    registration_failed: bool = False
+    phase: RoomPhase = RoomPhase.NEW
     policy: RoomPolicy | None = None
     pin: str | None = None
     # Old PINs whose leases are released once no rule uses them any more.
@@ -74,7 +83,7 @@ class RoomWorkflowState(BaseModel):
 
     def apply_event(self, event: LiveKitEvent, now: datetime) -> bool:
         """Apply a LiveKit event; idempotent and order-free. True if the session changed."""
-        if self.unregistered or not self.registered:
+        if not self.registered:
             return False
         if event.event_id in self.seen_event_ids:
             return False
@@ -122,6 +131,16 @@ class RoomWorkflowState(BaseModel):
         if sid not in self.closed_sids:
             self.closed_sids = [*self.closed_sids, sid][-CLOSED_SIDS_KEPT:]
 
+    # --- phase --------------------------------------------------------------------------------
+
+    @property
+    def registered(self) -> bool:
+        return self.phase is RoomPhase.REGISTERED
+
+    @property
+    def unregistering(self) -> bool:
+        return self.phase is RoomPhase.UNREGISTERING
+
     # --- desired state ------------------------------------------------------------------------
 
     def in_scheduled_window(self, now: datetime) -> bool:
@@ -130,7 +149,7 @@ class RoomWorkflowState(BaseModel):
 
     def rule_wanted(self, now: datetime) -> bool:
         """The dispatch rule should exist: registered and (live, `always`, or in a window)."""
-        if not self.registered or self.unregistered or self.pin is None or self.policy is None:
+        if not self.registered or self.pin is None or self.policy is None:
             return False
         return (
             self.session is not None
@@ -142,7 +161,7 @@ class RoomWorkflowState(BaseModel):
         """LiveKit matches the desired state and no lease waits for release."""
         if self.stray_rule_ids or self.pins_to_release:
             return False
-        if self.unregistered and self.pin is not None:
+        if self.unregistering and self.pin is not None:
             return False  # the PIN's lease is released last
         if self.rule_wanted(now):
             return self.rule is not None and self.rule.pin == self.pin
@@ -184,14 +203,14 @@ class RoomWorkflowState(BaseModel):
 
     @property
     def telephony_state(self) -> TelephonyState:
-        if self.unregistered or not self.registered:
+        if not self.registered:  # every other phase has no phone access
             return TelephonyState.CLOSED
         return TelephonyState.OPEN if self.rule is not None else TelephonyState.IDLE
 
     def status(self) -> RoomStatus:
         return RoomStatus(
             room_id=self.room_id,
-            registered=self.registered and not self.unregistered,
+            registered=self.registered,
             state=self.telephony_state,
             pin=self.pin,
             rule_id=self.rule.rule_id if self.rule else None,
@@ -212,10 +231,3 @@ class RoomWorkflowInput(BaseModel):
     room_id: str
     state: RoomWorkflowState | None = None
 
-
-class ObservedRules(BaseModel):
-    """Reconciliation's view of LiveKit: the managed rule ids it found for one room."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rule_ids: list[str]

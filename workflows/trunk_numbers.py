@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from telephony import contracts
 
 
-@workflow.defn(name="TrunkNumbersWorkflow")
+@workflow.defn(name=contracts.TRUNK_NUMBERS_WORKFLOW)
 class TrunkNumbersWorkflow:
     @workflow.run
     async def run(self) -> list[str]:

@@ -1,24 +1,21 @@
 """`meet-telephony`: the service's command line.
 
-Process entry points (worker, gateway, emulator) and the heavier helpers (`dev`, `doctor`) are
-imported lazily, so `telephony` (shared by every process) does not depend on their modules.
-Every command takes `--json`; exit codes are in `telephony.console`.
+Every command takes `--json`; exit codes are in `operator_tools.console`. The process commands
+(`worker`, `gateway`) run the same code as `python -m worker` / `python -m webhook_gateway`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from telephony.console import (
+from pydantic import SecretStr, ValidationError
+
+from operator_tools.console import (
     EXIT_CODES_HELP,
     EXIT_FAILURE,
     EXIT_NOT_FOUND,
@@ -30,10 +27,30 @@ from telephony.console import (
     spinner,
     table,
 )
+from operator_tools.dev import add_dev_arguments, run_dev
+from operator_tools.doctor import run_doctor
+from operator_tools.settings_doc import markdown_table
+from telephony.client import (
+    InvalidRoomId,
+    InvalidSchedule,
+    RoomNotRegistered,
+    TelephonyClient,
+    TelephonyDisabled,
+    TelephonyError,
+    TelephonyUnavailable,
+)
 from telephony.logs import configure_logging
-from telephony.settings import Settings, SettingsError, load_settings
+from telephony.models import RoomListing, ScheduleWindow
+from telephony.process import (
+    ENV_FILE_VARIABLE,
+    StartupError,
+    exit_process,
+    settings_from_environment,
+)
+from telephony.settings import Settings, http_url, reveal
+from webhook_gateway.server import add_gateway_arguments, serve_until_stopped
+from worker.app import run_worker
 
-ENV_FILE_VARIABLE = "TELEPHONY_ENV_FILE"
 DEFAULT_CALLER = "+15550100"
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -43,22 +60,14 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 
 
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.app import run_worker
-
     asyncio.run(run_worker(settings))
     return EXIT_OK
 
 
 def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
-    from webhook_gateway.app import GatewayConfigError
-    from webhook_gateway.server import run_gateway
-
-    try:
-        asyncio.run(run_gateway(settings, insecure_no_api_token=args.insecure_no_api_token))
-    except GatewayConfigError as exc:
-        print(f"meet-telephony gateway: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+    return serve_until_stopped(
+        settings, "meet-telephony gateway", insecure_no_api_token=args.insecure_no_api_token
+    )
 
 
 def _run_emulator(settings: Settings, args: argparse.Namespace) -> int:
@@ -68,21 +77,18 @@ def _run_emulator(settings: Settings, args: argparse.Namespace) -> int:
     if settings.livekit_api_key:
         defaults += ["--api-key", settings.livekit_api_key]
     if settings.livekit_api_secret:
-        defaults += ["--api-secret", settings.livekit_api_secret.get_secret_value()]
+        # The emulator reads its secret from the environment (never from a command line).
+        os.environ["LIVEKIT_API_SECRET"] = reveal(settings.livekit_api_secret)
     # Arguments given on the command line come last, so they win over the settings.
     emulator_main([*defaults, *args.emulator_args])
     return EXIT_OK
 
 
 def _run_dev(settings: Settings, args: argparse.Namespace) -> int:
-    from telephony.dev import run_dev
-
     return run_dev(settings, args)
 
 
 def _run_doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from telephony.doctor import run_doctor
-
     code: int = asyncio.run(run_doctor(settings, gateway_url=args.gateway_url, as_json=args.json))
     return code
 
@@ -94,13 +100,11 @@ MASK = "********"
 
 def effective_settings(settings: Settings) -> dict[str, Any]:
     """Every setting by environment variable name, secrets masked (set or not)."""
-    from pydantic import SecretStr
-
     shown: dict[str, Any] = {}
     for name in Settings.model_fields:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
-            value = MASK if value.get_secret_value() else None
+            value = MASK if reveal(value) else None
         elif hasattr(value, "total_seconds"):
             value = f"{int(value.total_seconds())}s"
         elif hasattr(value, "value"):
@@ -117,8 +121,6 @@ def _shown_value(value: Any) -> Any:
 
 def _run_config(settings: Settings, args: argparse.Namespace) -> int:
     if args.markdown:
-        from telephony.settings_doc import markdown_table
-
         print(markdown_table())
         return EXIT_OK
     shown = effective_settings(settings)
@@ -140,15 +142,6 @@ def _rooms(
     render: Callable[[Any], None],
 ) -> int:
     """Connect, run `action(client)`, render; map the client's errors to exit codes."""
-    from telephony.client import (
-        InvalidRoomId,
-        InvalidSchedule,
-        RoomNotRegistered,
-        TelephonyClient,
-        TelephonyDisabled,
-        TelephonyError,
-        TelephonyUnavailable,
-    )
 
     async def go() -> Any:
         async with spinner("waiting for Temporal"), TelephonyClient.connect(settings) as client:
@@ -275,37 +268,17 @@ def _run_rooms_unregister(settings: Settings, args: argparse.Namespace) -> int:
     return _rooms(settings, args, lambda c: c.unregister_room(args.room), render)
 
 
-LIST_QUERY = "WorkflowType='RoomTelephonyWorkflow' AND ExecutionStatus='Running'"
-
-
-async def list_rooms(client: Any, limit: int) -> list[dict[str, Any]]:
-    """Registered rooms from Temporal visibility: id, state, start time. Never the PIN."""
-    from telephony.contracts import TELEPHONY_ROOM_ID, TELEPHONY_STATE
-
-    rooms: list[dict[str, Any]] = []
-    async for execution in client.temporal.list_workflows(LIST_QUERY, limit=limit):
-        attributes = execution.typed_search_attributes
-        started: datetime | None = execution.start_time
-        rooms.append(
-            {
-                "room_id": attributes.get(TELEPHONY_ROOM_ID),
-                "state": attributes.get(TELEPHONY_STATE),
-                "workflow_id": execution.id,
-                "started_at": started.isoformat() if started else None,
-            }
-        )
-    return rooms
-
-
 def _run_rooms_list(settings: Settings, args: argparse.Namespace) -> int:
-    def render(rooms: list[dict[str, Any]]) -> None:
+    def render(rooms: list[RoomListing]) -> None:
         if args.json:
-            print_json(rooms)
+            print_json([room.model_dump(mode="json") for room in rooms])
             return
-        rows = [(r["room_id"], r["state"], r["started_at"]) for r in rooms]
+        rows = [
+            (r.room_id, r.state, r.started_at.isoformat() if r.started_at else None) for r in rooms
+        ]
         print(table(["ROOM", "STATE", "RUN STARTED"], rows))
 
-    return _rooms(settings, args, lambda c: list_rooms(c, args.limit), render)
+    return _rooms(settings, args, lambda c: c.list_rooms(args.limit), render)
 
 
 # --- call -------------------------------------------------------------------------------------
@@ -319,19 +292,10 @@ REFUSALS = {
 }
 
 
-def http_url(url: str) -> str:
-    """LiveKit URLs may be ws(s)://; its HTTP API lives at the same place over http(s)."""
-    if url.startswith("ws://"):
-        return "http://" + url[len("ws://") :]
-    if url.startswith("wss://"):
-        return "https://" + url[len("wss://") :]
-    return url
-
-
 def _run_call(settings: Settings, args: argparse.Namespace) -> int:
     import aiohttp
 
-    livekit = args.livekit_url or settings.livekit_url
+    livekit = args.livekit_url or settings.livekit_http_url
     if not livekit:
         print("meet-telephony call: set LIVEKIT_URL or pass --livekit-url", file=sys.stderr)
         return EXIT_USAGE
@@ -384,12 +348,8 @@ def _run_call(settings: Settings, args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------------------------
 
 
-def schedule_window(value: str) -> Any:
+def schedule_window(value: str) -> ScheduleWindow:
     """`START/END`, both ISO 8601 with a UTC offset."""
-    from pydantic import ValidationError
-
-    from telephony.models import ScheduleWindow
-
     start, sep, end = value.partition("/")
     if not sep:
         raise argparse.ArgumentTypeError(f"{value!r}: expected START/END (ISO 8601)")
@@ -464,8 +424,6 @@ def build_parser() -> argparse.ArgumentParser:
             "LIVEKIT_URL set, that LiveKit is used instead of the emulator."
         ),
     )
-    from telephony.dev import add_dev_arguments
-
     add_dev_arguments(dev)
 
     command(
@@ -485,11 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
             "in-flight requests finish first. Needs TELEPHONY_API_TOKEN."
         ),
     )
-    gateway.add_argument(
-        "--insecure-no-api-token",
-        action="store_true",
-        help="development only: run without TELEPHONY_API_TOKEN, with the API token check off",
-    )
+    add_gateway_arguments(gateway)
     emulator = commands.add_parser(
         "emulator",
         help="run the LiveKit emulator standalone (dev only)",
@@ -634,42 +588,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.emulator_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    overrides: dict[str, Any] = {}
-    if args.env_file:
-        if not Path(args.env_file).is_file():
-            print(f"meet-telephony: --env-file {args.env_file}: no such file", file=sys.stderr)
-            return EXIT_USAGE
-        overrides["_env_file"] = args.env_file
     try:
-        settings = load_settings(**overrides)
-    except SettingsError as exc:
-        print(f"meet-telephony: invalid setting: {exc}", file=sys.stderr)
+        settings = settings_from_environment(args.env_file)
+    except StartupError as exc:
+        print(f"meet-telephony: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings)
     handler: Handler = args.handler
     code = handler(settings, args)
     if argv is None:
-        _exit_process(code)
+        exit_process(code)
     return code
-
-
-def run_as_process(argv: Sequence[str]) -> NoReturn:
-    """`main(argv)` for `python -m worker` / `python -m webhook_gateway`, ending the process."""
-    _exit_process(main(argv))
-
-
-def _exit_process(code: int) -> NoReturn:
-    """End the process now, once output is flushed.
-
-    Run as a command (not called from Python), skip interpreter finalization: Temporal's client
-    keeps native threads that can abort a finalizing interpreter ("PyGILState_Release"), which
-    would turn a successful command into a crash with exit code -6.
-    """
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The settings reference: one line per variable, rendered as the README's table.
 
-`meet-telephony config --markdown` prints the table; `tests/test_cli_config.py` checks that the
+`meet-telephony config --markdown` prints the table; `tests/test_cli.py` checks that the
 README holds exactly that table and that every `Settings` field is described here, so the
 documentation cannot drift from the code.
 """

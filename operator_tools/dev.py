@@ -28,22 +28,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from telephony.console import (
+import aiohttp
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+from operator_tools.console import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_PORT_IN_USE,
     EXIT_USAGE,
     spinner,
 )
-from telephony.settings import Settings
-from telephony.signals import stop_on_signals
+from telephony.contracts import SEARCH_ATTRIBUTES
+from telephony.process import stop_on_signals
+from telephony.settings import Settings, load_settings, reveal
+from telephony.temporal import connect_temporal
 
 HOST: Final = "127.0.0.1"
 SAMPLE_NUMBER: Final = "+33123456789"
 DEV_API_KEY: Final = "devkey"
 DATA_DIR_VARIABLE: Final = "TELEPHONY_DEV_DATA_DIR"
 READY_LINE: Final = "meet-telephony dev stack ready"
-SEARCH_ATTRIBUTES: Final = ("TelephonyRoomId=Keyword", "TelephonyState=Keyword")
 
 
 @dataclass(frozen=True)
@@ -167,22 +171,14 @@ def make_plan(settings: Settings, args: argparse.Namespace) -> Plan:
         ports.append(Port("LiveKit emulator", "--livekit-port", args.livekit_port))
         livekit_url = f"http://{HOST}:{args.livekit_port}"
         key = settings.livekit_api_key or DEV_API_KEY
-        secret = (
-            settings.livekit_api_secret.get_secret_value()
-            if settings.livekit_api_secret
-            else secret_file(data_dir / "livekit-api-secret")
+        secret = reveal(settings.livekit_api_secret) or secret_file(
+            data_dir / "livekit-api-secret"
         )
     else:
         livekit_url = str(settings.livekit_url)
         key = settings.livekit_api_key or ""
-        secret = (
-            settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else ""
-        )
-    token = (
-        settings.telephony_api_token.get_secret_value()
-        if settings.telephony_api_token
-        else secret_file(data_dir / "api-token")
-    )
+        secret = reveal(settings.livekit_api_secret)
+    token = reveal(settings.telephony_api_token) or secret_file(data_dir / "api-token")
     number = args.phone_number or next(iter(settings.configured_phone_numbers), SAMPLE_NUMBER)
     env = {
         "ROOM_TELEPHONY_ENABLED": "true",
@@ -332,8 +328,6 @@ class StackFailed(Exception):
 
 
 async def http_ok(url: str) -> bool:
-    import aiohttp
-
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
@@ -362,11 +356,6 @@ async def wait_until(
 
 
 async def temporal_ready(plan: Plan) -> bool:
-    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-
-    from telephony.settings import load_settings
-    from telephony.temporal import connect_temporal
-
     settings = load_settings(
         temporal_address=plan.env["TEMPORAL_ADDRESS"],
         temporal_namespace=plan.env["TEMPORAL_NAMESPACE"],
@@ -442,7 +431,11 @@ async def serve(plan: Plan, args: argparse.Namespace) -> int:
                     "--db-filename", str(plan.data_dir / "temporal.db"),
                     "--namespace", plan.env["TEMPORAL_NAMESPACE"],
                     "--log-level", "error",
-                    *[arg for sa in SEARCH_ATTRIBUTES for arg in ("--search-attribute", sa)],
+                    *[
+                        arg
+                        for key in SEARCH_ATTRIBUTES
+                        for arg in ("--search-attribute", f"{key.name}=Keyword")
+                    ],
                 ],
             )
         )  # fmt: skip
@@ -459,18 +452,15 @@ async def serve(plan: Plan, args: argparse.Namespace) -> int:
                     python, "-m", "livekit_emulator",
                     "--host", HOST,
                     "--port", str(plan.livekit_port),
-                    "--api-key", plan.env["LIVEKIT_API_KEY"],
-                    "--api-secret", plan.env["LIVEKIT_API_SECRET"],
+                    "--api-key", plan.env["LIVEKIT_API_KEY"],  # its secret: LIVEKIT_API_SECRET
                     "--webhook-url", f"{plan.gateway_url}/livekit/webhook",
                     "--trunk", plan.number,
                 ],
                 ready_marker="LiveKit emulator ready",
             )  # fmt: skip
             await supervisor.start(emulator)
-        worker = Child(
-            "worker", [python, "-m", "telephony.cli", "worker"], ready_marker="worker running"
-        )
-        gateway = Child("gateway", [python, "-m", "telephony.cli", "gateway"])
+        worker = Child("worker", [python, "-m", "worker"], ready_marker="worker running")
+        gateway = Child("gateway", [python, "-m", "webhook_gateway"])
         await supervisor.start(worker)
         await supervisor.start(gateway)
 

@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Final
 
-from telephony.console import EXIT_FAILURE, EXIT_OK, print_json, spinner, table
+import aiohttp
+import phonenumbers
+from livekit.protocol.sip import ListSIPInboundTrunkRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.livekit_client import create_livekit_api
+from activities.livekit_errors import classify
+from operator_tools.console import EXIT_FAILURE, EXIT_OK, print_json, spinner, table
+from telephony import contracts
+from telephony.dialin import parse_phone_number
 from telephony.settings import Settings
+from telephony.temporal import connect_temporal
+from worker.search_attributes import missing_search_attributes
 
 OK: Final = "ok"
 FAIL: Final = "fail"
@@ -28,21 +41,8 @@ class Check:
     fix: str = ""
 
 
-def _http_url(url: str) -> str:
-    from telephony.cli import http_url
-
-    return http_url(url)
-
-
-async def check_temporal(settings: Settings) -> tuple[list[Check], Any]:
+async def check_temporal(settings: Settings) -> tuple[list[Check], Client | None]:
     """Reachable and namespace present; then the search attributes. Returns the client too."""
-    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-    from temporalio.service import RPCError, RPCStatusCode
-
-    from telephony.contracts import SEARCH_ATTRIBUTES
-    from telephony.temporal import connect_temporal
-
     address, namespace = settings.temporal_address, settings.temporal_namespace
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS):
@@ -86,12 +86,9 @@ async def check_temporal(settings: Settings) -> tuple[list[Check], Any]:
             Check("temporal", FAIL, f"{address} did not answer in {TIMEOUT_SECONDS:g}s", ""),
             Check("search attributes", SKIP, "Temporal unreachable"),
         ], None
-    wanted = [key.name for key in SEARCH_ATTRIBUTES]
+    wanted = [key.name for key in contracts.SEARCH_ATTRIBUTES]
     try:
-        listing = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace)
-        )
-        missing = [name for name in wanted if name not in listing.custom_attributes]
+        missing = await missing_search_attributes(client)
     except RPCError as exc:
         checks.append(Check("search attributes", SKIP, f"cannot list them ({exc.message})"))
         return checks, client
@@ -115,41 +112,41 @@ async def check_temporal(settings: Settings) -> tuple[list[Check], Any]:
 
 async def check_livekit(settings: Settings) -> list[Check]:
     """Reachable, credentials accepted, SIP available, trunks owning the configured numbers."""
-    import aiohttp
-    from livekit import api
-    from livekit.protocol.sip import ListSIPInboundTrunkRequest
-
-    from telephony.dialin import parse_phone_number
-
     names = ["livekit", "credentials", "sip", "trunks"]
-    url = settings.livekit_url
+    url = settings.livekit_http_url
     if not url or not settings.livekit_api_key or not settings.livekit_api_secret:
         unset = "LIVEKIT_URL" if not url else "LIVEKIT_API_KEY/SECRET"
         return [Check(names[0], FAIL, f"{unset} not set", f"set {unset}")] + [
             Check(n, SKIP, "LiveKit not configured") for n in names[1:]
         ]
-    base = _http_url(url)
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)) as http,
-            http.get(f"{base}/") as response,
+            http.get(f"{url}/") as response,
         ):
             await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         return [
-            Check(names[0], FAIL, f"{url} unreachable ({type(exc).__name__})", "check LIVEKIT_URL")
+            Check(
+                names[0],
+                FAIL,
+                f"{settings.livekit_url} unreachable ({type(exc).__name__})",
+                "check LIVEKIT_URL",
+            )
         ] + [Check(n, SKIP, "LiveKit unreachable") for n in names[1:]]
-    checks = [Check("livekit", OK, url)]
+    checks = [Check("livekit", OK, str(settings.livekit_url))]
 
-    lk = api.LiveKitAPI(
-        url, settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
-    )
+    # The worker's own client and error classifier: doctor sees LiveKit as the activities do.
+    lk = create_livekit_api(settings)
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS):
-            listing = await lk.sip.list_sip_inbound_trunk(ListSIPInboundTrunkRequest())
+            listing = await lk.sip.list_inbound_trunk(ListSIPInboundTrunkRequest())
             trunks = list(listing.items)
-    except api.ServerError as exc:
-        if exc.status in (401, 403) or exc.code in ("unauthenticated", "permission_denied"):
+    except Exception as exc:
+        failure = classify(exc, "ListSIPInboundTrunk")
+        if failure is None:
+            raise
+        if failure.type == contracts.LIVEKIT_CREDENTIALS_REJECTED:
             return [
                 *checks,
                 Check(
@@ -161,6 +158,13 @@ async def check_livekit(settings: Settings) -> list[Check]:
                 Check("sip", SKIP, "credentials rejected"),
                 Check("trunks", SKIP, "credentials rejected"),
             ]
+        if isinstance(exc, aiohttp.ClientError | TimeoutError):
+            return [
+                *checks,
+                Check("credentials", FAIL, f"SIP list call failed ({type(exc).__name__})", ""),
+                Check("sip", SKIP, "LiveKit did not answer"),
+                Check("trunks", SKIP, "LiveKit did not answer"),
+            ]
         # The token passed LiveKit's auth middleware: it is the SIP service that failed.
         return [
             *checks,
@@ -168,17 +172,10 @@ async def check_livekit(settings: Settings) -> list[Check]:
             Check(
                 "sip",
                 FAIL,
-                f"SIP API answered {exc.code} (HTTP {exc.status}): {exc.message}",
+                failure.message,
                 "run LiveKit SIP and give LiveKit server Redis (SIP needs both)",
             ),
             Check("trunks", SKIP, "SIP unavailable"),
-        ]
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return [
-            *checks,
-            Check("credentials", FAIL, f"SIP list call failed ({type(exc).__name__})", ""),
-            Check("sip", SKIP, "LiveKit did not answer"),
-            Check("trunks", SKIP, "LiveKit did not answer"),
         ]
     finally:
         await lk.aclose()
@@ -202,8 +199,6 @@ async def check_livekit(settings: Settings) -> list[Check]:
         trunks = [t for t in trunks if t.sip_trunk_id in wanted_ids]
 
     def e164(value: str) -> str:
-        import phonenumbers
-
         try:
             return phonenumbers.format_number(
                 parse_phone_number(value, region), phonenumbers.PhoneNumberFormat.E164
@@ -248,8 +243,6 @@ async def check_livekit(settings: Settings) -> list[Check]:
 
 
 async def check_gateway(settings: Settings, gateway_url: str | None) -> Check:
-    import aiohttp
-
     base = (
         gateway_url or f"http://{settings.telephony_gateway_host}:{settings.telephony_gateway_port}"
     ).rstrip("/")
