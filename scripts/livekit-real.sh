@@ -9,6 +9,10 @@
 #
 # Nothing is downloaded at run time: `install` uses only the Go module proxy (go install) and Debian packages.
 #
+# The config is docker-compose's, deploy/livekit.yaml, with loopback ports, the local Redis, the webhook
+# URLs and the test room timeouts laid over it (scripts/lib/yaml_overlay.py; needs the venv's PyYAML).
+# The key pair goes in LIVEKIT_KEYS, as in docker-compose.yml: no secret in the rendered file.
+#
 # Environment (all optional):
 #   LIVEKIT_REAL_DIR            run directory (config, logs, env file); default .cache/livekit/run
 #   LIVEKIT_REAL_PORT           HTTP/WebSocket port of livekit-server; default: a free port
@@ -23,11 +27,14 @@
 #   LIVEKIT_REAL_WATCH_PID      if set, a watchdog stops both servers once that process is gone
 #   LIVEKIT_REAL_START_TIMEOUT  seconds to wait for readiness (default 60)
 #   LIVEKIT_REAL_CACHE          cache folder (default .cache/livekit)
+#   LIVEKIT_REAL_PYTHON         Python with PyYAML that renders the config (default .venv/bin/python, else python3)
 set -euo pipefail
 
 LIVEKIT_VERSION="v1.13.5"
 LIVEKIT_MODULE="github.com/livekit/livekit-server/cmd/server"
 
+NAME="livekit-real"
+PREFIX="LIVEKIT_REAL"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$REPO/scripts/$(basename "${BASH_SOURCE[0]}")"
 CACHE="${LIVEKIT_REAL_CACHE:-$REPO/.cache/livekit}"
@@ -35,11 +42,9 @@ BIN="$CACHE/livekit-server"
 VERSION_FILE="$CACHE/livekit-server.version"
 RUN_DIR="${LIVEKIT_REAL_DIR:-$CACHE/run}"
 ENV_FILE="$RUN_DIR/livekit.env"
+BASE_CONFIG="$REPO/deploy/livekit.yaml"
 
-log() { printf 'livekit-real: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-source "$REPO/scripts/lib/processes.sh"
+source "$REPO/scripts/lib/server.sh"
 
 installed() { [[ -x "$BIN" && -f "$VERSION_FILE" && "$(cat "$VERSION_FILE")" == "$LIVEKIT_VERSION" ]]; }
 
@@ -47,98 +52,89 @@ cmd_install() {
     if installed; then
         log "livekit-server $LIVEKIT_VERSION already built: $BIN"
     else
-        command -v go >/dev/null || die "go is not installed (needed once to build livekit-server $LIVEKIT_VERSION)"
-        mkdir -p "$CACHE"
-        local gobin
-        gobin="$(mktemp -d "$CACHE/gobin.XXXXXX")"
         log "building livekit-server $LIVEKIT_VERSION (go install; ~2 min on 2 cores with a cold Go cache)"
-        local t0=$SECONDS
-        # Only the Go module proxy is used (GOPROXY as configured).
-        if ! GOBIN="$gobin" nice -n 10 go install "$LIVEKIT_MODULE@$LIVEKIT_VERSION"; then
-            rm -rf "$gobin"
+        go_install_pinned "$LIVEKIT_VERSION" "$CACHE" "$LIVEKIT_MODULE=livekit-server" ||
             die "go install $LIVEKIT_MODULE@$LIVEKIT_VERSION failed"
-        fi
-        mv -f "$gobin/server" "$BIN"
-        rm -rf "$gobin"
         echo "$LIVEKIT_VERSION" >"$VERSION_FILE"
-        log "built $BIN in $((SECONDS - t0)) s: $("$BIN" --version)"
+        log "built $BIN in $BUILD_SECONDS s: $("$BIN" --version)"
     fi
 
     if command -v redis-server >/dev/null; then
         log "redis-server present: $(command -v redis-server)"
     else
-        [[ $(id -u) -eq 0 ]] || die "redis-server is missing and installing it needs root (apt-get install -y redis-server)"
         log "installing redis-server (Debian package)"
-        # Keep the package's init script from starting a system-wide redis on :6379 (a stray process).
-        local policy=/usr/sbin/policy-rc.d own_policy=0
-        if [[ ! -e $policy ]]; then
-            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
-        fi
-        local rc=0
-        { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; } || rc=$?
-        [[ $own_policy -eq 1 ]] && rm -f "$policy"
-        [[ $rc -eq 0 ]] || die "apt-get install redis-server failed ($rc)"
+        apt_install redis-server || die "apt-get install redis-server failed"
         log "installed $(redis-server --version)"
     fi
 }
 
-# --- ports ------------------------------------------------------------------------------------------
-TAKEN=" "
-free_port() { # proto -> a port in 20000-32000 that nothing listens on (and that we did not hand out already)
-    local proto=$1 port i
-    for ((i = 0; i < 200; i++)); do
-        port=$((20000 + RANDOM % 12000))
-        [[ $TAKEN == *" $port "* ]] && continue
-        port_busy "$proto" "$port" && continue
-        TAKEN+="$port "
-        echo "$port"
-        return 0
-    done
-    die "no free $proto port found"
-}
-
-# --- processes --------------------------------------------------------------------------------------
 cmd_stop() {
     if [[ ! -f $ENV_FILE ]]; then
         log "not running (no $ENV_FILE)"
         return 0
     fi
-    local watchdog lk redis
-    watchdog="$(env_get "$ENV_FILE" LIVEKIT_REAL_WATCHDOG_PID)"
+    local lk redis
     lk="$(env_get "$ENV_FILE" LIVEKIT_REAL_PID)"
     redis="$(env_get "$ENV_FILE" LIVEKIT_REAL_REDIS_PID)"
-    # The watchdog first, so it does not race us (it would call stop too).
-    [[ -n $watchdog ]] && stop_process "$watchdog" "livekit-real-watchdog" "watchdog"
+    stop_watchdog
     [[ -n $lk ]] && stop_process "$lk" "$BIN" "livekit-server"
     [[ -n $redis ]] && stop_process "$redis" "redis-server" "redis-server"
     rm -f "$ENV_FILE"
 }
 
-wait_http() { # url pid seconds
-    local url=$1 pid=$2 timeout=$3 t0=$SECONDS
-    while ((SECONDS - t0 < timeout)); do
-        alive "$pid" || return 1
-        if curl -fsS --max-time 1 --noproxy '*' "$url" >/dev/null 2>&1; then return 0; fi
-        sleep 0.05
-    done
-    return 1
+redis_pong() { # port
+    [[ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]]
 }
 
-wait_redis() { # port pid
-    local port=$1 pid=$2 i reply
-    for ((i = 0; i < 200; i++)); do
-        alive "$pid" || return 1
-        if reply="$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" && [[ $reply == PONG ]]; then return 0; fi
-        sleep 0.05
+python_with_yaml() {
+    local py
+    for py in "${LIVEKIT_REAL_PYTHON:-}" "$REPO/.venv/bin/python" python3; do
+        [[ -n $py ]] && command -v "$py" >/dev/null && "$py" -c 'import yaml' 2>/dev/null && { echo "$py"; return 0; }
     done
-    return 1
+    die "rendering $BASE_CONFIG needs Python with PyYAML: run make install (or set LIVEKIT_REAL_PYTHON)"
 }
 
-gen_token() { # length -> [A-Za-z0-9]{length}
-    local s=""
-    while ((${#s} < $1)); do s+="$(head -c 64 /dev/urandom | tr -dc 'A-Za-z0-9')"; done
-    echo "${s:0:$1}"
+render_config() { # key port udp redis-port -> deploy/livekit.yaml with the loopback/test values over it
+    local key=$1 port=$2 udp=$3 redis_port=$4 py
+    py="$(python_with_yaml)"
+    {
+        echo "port: $port"
+        echo "bind_addresses: [127.0.0.1]"
+        echo "prometheus_port: null"    # removed: its listener would bind all interfaces
+        echo "turn: {enabled: false}"
+        if [[ -n $redis_port ]]; then
+            echo "redis: {address: \"127.0.0.1:$redis_port\"}"
+        else
+            echo "redis: null"
+        fi
+        echo "rtc:"
+        echo "  use_external_ip: false"     # no STUN lookups
+        echo "  node_ip: 127.0.0.1"         # set => no STUN servers handed out either
+        echo "  udp_port: $udp"             # one ICE UDP mux port instead of the compose port range ...
+        echo "  port_range_start: null"
+        echo "  port_range_end: null"
+        echo "  tcp_port: 0"                # ... and no ICE/TCP (its listener would bind 0.0.0.0)
+        echo "  enable_loopback_candidate: true"
+        echo "  interfaces: {includes: [lo]}"
+        echo "  ips: {includes: [127.0.0.1/32]}"
+        echo "room:"
+        echo "  auto_create: true"
+        echo "  empty_timeout: ${LIVEKIT_REAL_EMPTY_TIMEOUT:-5}"
+        echo "  departure_timeout: ${LIVEKIT_REAL_DEPARTURE_TIMEOUT:-2}"
+        echo "webhook:"
+        echo "  api_key: $key"
+        local urls="${LIVEKIT_REAL_WEBHOOK_URLS:-}" u
+        if [[ -n $urls ]]; then
+            echo "  urls:"
+            IFS=',' read -ra list <<<"$urls"
+            for u in "${list[@]}"; do [[ -n $u ]] && echo "    - \"$u\""; done
+        else
+            echo "  urls: null"
+        fi
+        echo "logging:"
+        echo "  level: ${LIVEKIT_REAL_LOG_LEVEL:-info}"
+        echo "  json: false"
+    } | "$py" "$REPO/scripts/lib/yaml_overlay.py" "$BASE_CONFIG"
 }
 
 cmd_start() {
@@ -158,63 +154,34 @@ cmd_start() {
     local key="${LIVEKIT_REAL_API_KEY:-API$(gen_token 12)}"
     local secret="${LIVEKIT_REAL_API_SECRET:-$(gen_token 48)}"
     [[ $key =~ ^[A-Za-z0-9_-]+$ && $secret =~ ^[A-Za-z0-9_-]+$ ]] || die "API key/secret must match [A-Za-z0-9_-]+"
-    local port="${LIVEKIT_REAL_PORT:-$(free_port tcp)}"
-    local udp="${LIVEKIT_REAL_RTC_UDP_PORT:-$(free_port udp)}"
-    local redis_port="" redis_pid=""
+    local port udp redis_port="" redis_pid=""
+    use_port port "${LIVEKIT_REAL_PORT:-}" tcp
+    use_port udp "${LIVEKIT_REAL_RTC_UDP_PORT:-}" udp
     local cfg="$RUN_DIR/livekit.yaml" lk_log="$RUN_DIR/livekit.log" redis_log="$RUN_DIR/redis.log"
     local t0
-    t0=$(date +%s.%N)
+    t0=$(now)
 
     if [[ $no_redis != 1 ]]; then
-        redis_port="${LIVEKIT_REAL_REDIS_PORT:-$(free_port tcp)}"
+        use_port redis_port "${LIVEKIT_REAL_REDIS_PORT:-}" tcp
         setsid redis-server --bind 127.0.0.1 --port "$redis_port" --protected-mode yes \
             --save '' --appendonly no --dir "$RUN_DIR" --daemonize no --loglevel notice \
             >"$redis_log" 2>&1 </dev/null &
         redis_pid=$!
-        if ! wait_redis "$redis_port" "$redis_pid"; then
+        if ! wait_until 10 "$redis_pid" "" redis_pong "$redis_port"; then
             tail -n 20 "$redis_log" >&2 || true
             stop_process "$redis_pid" redis-server redis-server
             die "redis-server did not start on 127.0.0.1:$redis_port"
         fi
     fi
 
-    {
-        echo "# generated by scripts/livekit-real.sh — loopback only"
-        echo "port: $port"
-        echo "bind_addresses: [127.0.0.1]"
-        echo "keys:"
-        echo "  $key: $secret"
-        if [[ -n $redis_port ]]; then
-            echo "redis:"
-            echo "  address: 127.0.0.1:$redis_port"
-        fi
-        echo "rtc:"
-        echo "  use_external_ip: false"     # no STUN lookups
-        echo "  node_ip: 127.0.0.1"         # set => no STUN servers handed out either
-        echo "  udp_port: $udp"             # one ICE UDP mux port ...
-        echo "  tcp_port: 0"                # ... and no ICE/TCP (its listener would bind 0.0.0.0)
-        echo "  enable_loopback_candidate: true"
-        echo "  interfaces: {includes: [lo]}"
-        echo "  ips: {includes: [127.0.0.1/32]}"
-        echo "room:"
-        echo "  auto_create: true"
-        echo "  empty_timeout: ${LIVEKIT_REAL_EMPTY_TIMEOUT:-5}"
-        echo "  departure_timeout: ${LIVEKIT_REAL_DEPARTURE_TIMEOUT:-2}"
-        echo "webhook:"
-        echo "  api_key: $key"
-        local urls="${LIVEKIT_REAL_WEBHOOK_URLS:-}" u
-        if [[ -n $urls ]]; then
-            echo "  urls:"
-            IFS=',' read -ra list <<<"$urls"
-            for u in "${list[@]}"; do [[ -n $u ]] && echo "    - \"$u\""; done
-        fi
-        echo "logging:"
-        echo "  level: ${LIVEKIT_REAL_LOG_LEVEL:-info}"
-        echo "  json: false"
-    } >"$cfg"
+    if ! render_config "$key" "$port" "$udp" "$redis_port" >"$cfg"; then
+        [[ -n $redis_pid ]] && stop_process "$redis_pid" redis-server redis-server
+        die "could not render $cfg from $BASE_CONFIG"
+    fi
     chmod 600 "$cfg"
 
-    setsid "$BIN" --config "$cfg" >"$lk_log" 2>&1 </dev/null &
+    # The key pair through the environment, as docker-compose.yml does (not on a command line).
+    LIVEKIT_KEYS="$key: $secret" setsid "$BIN" --config "$cfg" >"$lk_log" 2>&1 </dev/null &
     local lk_pid=$!
 
     # Write the env file before waiting, so that `stop` cleans up even if readiness fails.
@@ -235,50 +202,18 @@ cmd_start() {
     } >"$ENV_FILE"
     chmod 600 "$ENV_FILE"
 
-    if ! wait_http "http://127.0.0.1:$port/" "$lk_pid" "${LIVEKIT_REAL_START_TIMEOUT:-60}"; then
+    if ! wait_until "${LIVEKIT_REAL_START_TIMEOUT:-60}" "$lk_pid" "" http_ok "http://127.0.0.1:$port/"; then
         tail -n 30 "$lk_log" >&2 || true
         cmd_stop
         die "livekit-server did not become ready on 127.0.0.1:$port (log: $lk_log)"
     fi
     local ready_s
-    ready_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    ready_s=$(seconds_since "$t0")
     echo "LIVEKIT_REAL_STARTUP_SECONDS=$ready_s" >>"$ENV_FILE"
-
-    if [[ -n ${LIVEKIT_REAL_WATCH_PID:-} ]]; then
-        # Stops everything once the watched process (e.g. pytest) is gone, even if it was SIGKILLed.
-        setsid bash -c 'exec -a livekit-real-watchdog bash -c "$0" ' \
-            "while kill -0 $LIVEKIT_REAL_WATCH_PID 2>/dev/null; do sleep 1; done; LIVEKIT_REAL_DIR='$RUN_DIR' LIVEKIT_REAL_CACHE='$CACHE' LIVEKIT_REAL_WATCHDOG_EXITING=1 '$SELF' stop" \
-            >"$RUN_DIR/watchdog.log" 2>&1 </dev/null &
-        echo "LIVEKIT_REAL_WATCHDOG_PID=$!" >>"$ENV_FILE"
-    fi
+    start_watchdog
 
     log "livekit-server $LIVEKIT_VERSION ready on http://127.0.0.1:$port in ${ready_s}s${redis_port:+ (redis 127.0.0.1:$redis_port)}; env: $ENV_FILE"
     cat "$ENV_FILE"
 }
 
-cmd_status() {
-    if [[ -f $ENV_FILE ]] && alive "$(env_get "$ENV_FILE" LIVEKIT_REAL_PID)" "$BIN"; then
-        cat "$ENV_FILE"
-    else
-        log "not running"
-        return 1
-    fi
-}
-
-case "${1:-}" in
-install) cmd_install ;;
-start) cmd_start ;;
-stop)
-    # The watchdog calls stop itself: it must not try to kill itself.
-    if [[ ${LIVEKIT_REAL_WATCHDOG_EXITING:-0} == 1 ]]; then
-        sed -i '/^LIVEKIT_REAL_WATCHDOG_PID=/d' "$ENV_FILE" 2>/dev/null || true
-    fi
-    cmd_stop
-    ;;
-status) cmd_status ;;
-path) installed && echo "$BIN" || { log "not built: run scripts/livekit-real.sh install"; exit 1; } ;;
-*)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-    ;;
-esac
+server_main "$@"

@@ -24,6 +24,8 @@ set -euo pipefail
 SIP_VERSION="v1.11.0"
 SIP_MODULE="github.com/livekit/sip/cmd/livekit-sip"
 
+NAME="livekit-sip"
+PREFIX="LIVEKIT_SIP"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$REPO/scripts/$(basename "${BASH_SOURCE[0]}")"
 CACHE="${LIVEKIT_SIP_CACHE:-${LIVEKIT_REAL_CACHE:-$REPO/.cache/livekit}}"
@@ -33,23 +35,16 @@ RUN_DIR="${LIVEKIT_SIP_DIR:-$CACHE/sip-run}"
 ENV_FILE="$RUN_DIR/livekit-sip.env"
 APT_DEPS=(libopus-dev libopusfile-dev libsoxr-dev pkg-config)
 
-log() { printf 'livekit-sip: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-source "$REPO/scripts/lib/processes.sh"
+source "$REPO/scripts/lib/server.sh"
 
 installed() { [[ -x "$BIN" && -f "$VERSION_FILE" && "$(cat "$VERSION_FILE")" == "$SIP_VERSION" ]]; }
 
 apt_deps() {
     local missing=() p
-    for p in "${APT_DEPS[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
+    for p in "${APT_DEPS[@]}"; do deb_installed "$p" || missing+=("$p"); done
     [[ ${#missing[@]} -eq 0 ]] && return 0
-    [[ $(id -u) -eq 0 ]] || die "missing ${missing[*]}; installing them needs root (apt-get install -y ${missing[*]})"
     log "installing ${missing[*]} (Debian packages, for cgo: opus, soxr)"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed"
 }
 
 cmd_install() {
@@ -57,60 +52,25 @@ cmd_install() {
         log "livekit-sip $SIP_VERSION already built: $BIN"
         return 0
     fi
-    command -v go >/dev/null || die "go is not installed (needed once to build livekit-sip $SIP_VERSION)"
     apt_deps
-    mkdir -p "$CACHE"
-    local gobin out rc=0
-    gobin="$(mktemp -d "$CACHE/gobin-sip.XXXXXX")"
-    out="$gobin/build.log"
     log "building livekit-sip $SIP_VERSION (go install, cgo)"
-    local t0=$SECONDS
-    # Only the Go module proxy is used (GOPROXY as configured).
-    CGO_ENABLED=1 GOBIN="$gobin" nice -n 10 go install "$SIP_MODULE@$SIP_VERSION" >"$out" 2>&1 || rc=$?
-    if [[ $rc -ne 0 ]]; then
-        cat "$out" >&2
-        rm -rf "$gobin"
-        # Measured here (2026-11): the module proxy answers 403 "This module version is not available"
-        # for github.com/livekit/sip (and its dependencies github.com/livekit/media-sdk,
-        # github.com/livekit/server-sdk-go/v2), so the build cannot be done on this machine.
-        die "go install $SIP_MODULE@$SIP_VERSION failed ($rc) after $((SECONDS - t0)) s"
-    fi
-    mv -f "$gobin/livekit-sip" "$BIN"
-    rm -rf "$gobin"
+    # Measured here (2026-11): the module proxy answers 403 "This module version is not available"
+    # for github.com/livekit/sip (and its dependencies github.com/livekit/media-sdk,
+    # github.com/livekit/server-sdk-go/v2), so the build cannot be done on this machine.
+    CGO_ENABLED=1 go_install_pinned "$SIP_VERSION" "$CACHE" "$SIP_MODULE=livekit-sip" ||
+        die "go install $SIP_MODULE@$SIP_VERSION failed after $BUILD_SECONDS s"
     echo "$SIP_VERSION" >"$VERSION_FILE"
-    log "built $BIN ($SIP_VERSION) in $((SECONDS - t0)) s"
+    log "built $BIN ($SIP_VERSION) in $BUILD_SECONDS s"
 }
 
-# --- ports ------------------------------------------------------------------------------------------
-free_sip_port() { # a port free for both UDP and TCP (livekit-sip listens on both)
-    local port i
-    for ((i = 0; i < 200; i++)); do
-        port=$((20000 + RANDOM % 12000))
-        port_busy udp "$port" || port_busy tcp "$port" || { echo "$port"; return 0; }
-    done
-    die "no free SIP port found"
-}
-free_udp_range() { # count -> "start-end" of free UDP ports
-    local n=$1 start p i ok
-    for ((i = 0; i < 200; i++)); do
-        start=$((33000 + RANDOM % 20000))
-        ok=1
-        for ((p = start; p < start + n; p++)); do port_busy udp "$p" && { ok=0; break; }; done
-        [[ $ok -eq 1 ]] && { echo "$start-$((start + n - 1))"; return 0; }
-    done
-    die "no free UDP range of $n ports found"
-}
-
-# --- processes --------------------------------------------------------------------------------------
 cmd_stop() {
     if [[ ! -f $ENV_FILE ]]; then
         log "not running (no $ENV_FILE)"
         return 0
     fi
-    local watchdog pid
-    watchdog="$(env_get "$ENV_FILE" LIVEKIT_SIP_WATCHDOG_PID)"
+    local pid
     pid="$(env_get "$ENV_FILE" LIVEKIT_SIP_PID)"
-    [[ -n $watchdog ]] && stop_process "$watchdog" "livekit-sip-watchdog" "watchdog" group
+    stop_watchdog
     [[ -n $pid ]] && stop_process "$pid" "$BIN" "livekit-sip" group
     rm -f "$ENV_FILE"
 }
@@ -133,8 +93,10 @@ cmd_start() {
     local ws_url="${url/#http:/ws:}"
     ws_url="${ws_url/#https:/wss:}"
 
-    local sip_port="${LIVEKIT_SIP_PORT:-$(free_sip_port)}"
-    local rtp="${LIVEKIT_SIP_RTP_PORTS:-$(free_udp_range 10)}"
+    local sip_port rtp
+    use_port sip_port "${LIVEKIT_SIP_PORT:-}" udp tcp # livekit-sip listens on both
+    rtp="${LIVEKIT_SIP_RTP_PORTS:-}"
+    [[ -n $rtp ]] || pick_udp_range rtp 10
     local cfg="$RUN_DIR/livekit-sip.yaml" sip_log="$RUN_DIR/livekit-sip.log"
     {
         echo "# generated by scripts/livekit-sip.sh — loopback only"
@@ -163,7 +125,7 @@ cmd_start() {
     chmod 600 "$cfg"
 
     local t0
-    t0=$(date +%s.%N)
+    t0=$(now)
     setsid "$BIN" --config "$cfg" >"$sip_log" 2>&1 </dev/null &
     local pid=$!
     {
@@ -177,53 +139,19 @@ cmd_start() {
     } >"$ENV_FILE"
     chmod 600 "$ENV_FILE"
 
-    local timeout="${LIVEKIT_SIP_START_TIMEOUT:-30}" start=$SECONDS ready=0
-    while ((SECONDS - start < timeout)); do
-        alive "$pid" "$BIN" || break
-        if port_busy udp "$sip_port"; then ready=1; break; fi
-        sleep 0.1
-    done
-    if [[ $ready -ne 1 ]]; then
+    local timeout="${LIVEKIT_SIP_START_TIMEOUT:-30}"
+    if ! wait_until "$timeout" "$pid" "$BIN" port_busy udp "$sip_port"; then
         tail -n 40 "$sip_log" >&2 || true
         cmd_stop
         die "livekit-sip did not listen on 127.0.0.1:$sip_port/udp within ${timeout}s (log: $sip_log)"
     fi
     local ready_s
-    ready_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    ready_s=$(seconds_since "$t0")
     echo "LIVEKIT_SIP_STARTUP_SECONDS=$ready_s" >>"$ENV_FILE"
 
-    if [[ -n ${LIVEKIT_SIP_WATCH_PID:-} ]]; then
-        setsid bash -c 'exec -a livekit-sip-watchdog bash -c "$0"' \
-            "while kill -0 $LIVEKIT_SIP_WATCH_PID 2>/dev/null; do sleep 1; done; LIVEKIT_SIP_DIR='$RUN_DIR' LIVEKIT_SIP_CACHE='$CACHE' LIVEKIT_SIP_WATCHDOG_EXITING=1 '$SELF' stop" \
-            >"$RUN_DIR/watchdog.log" 2>&1 </dev/null &
-        echo "LIVEKIT_SIP_WATCHDOG_PID=$!" >>"$ENV_FILE"
-    fi
+    start_watchdog
     log "livekit-sip $SIP_VERSION listening on 127.0.0.1:$sip_port (rtp $rtp) in ${ready_s}s; env: $ENV_FILE"
     cat "$ENV_FILE"
 }
 
-cmd_status() {
-    if [[ -f $ENV_FILE ]] && alive "$(env_get "$ENV_FILE" LIVEKIT_SIP_PID)" "$BIN"; then
-        cat "$ENV_FILE"
-    else
-        log "not running"
-        return 1
-    fi
-}
-
-case "${1:-}" in
-install) cmd_install ;;
-start) cmd_start ;;
-stop)
-    if [[ ${LIVEKIT_SIP_WATCHDOG_EXITING:-0} == 1 ]]; then
-        sed -i '/^LIVEKIT_SIP_WATCHDOG_PID=/d' "$ENV_FILE" 2>/dev/null || true
-    fi
-    cmd_stop
-    ;;
-status) cmd_status ;;
-path) installed && echo "$BIN" || { log "not built: run scripts/livekit-sip.sh install"; exit 1; } ;;
-*)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-    ;;
-esac
+server_main "$@"

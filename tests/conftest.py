@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.gateway",
     "tests.fixtures.livekit_real",
+    "tests.fixtures.temporal_cluster",
 ]
