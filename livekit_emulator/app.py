@@ -1,5 +1,8 @@
 """The aiohttp application: Twirp endpoints behind LiveKit-style auth, plus dev-only
-`/_emulator/` routes (no auth) to drive calls, participants and faults."""
+`/_emulator/` routes (no auth) to drive calls, participants and faults.
+
+The routes see the emulator only through `Backend`, so this module does not import the one that
+builds the application (`emulator.py`): no import cycle."""
 
 from __future__ import annotations
 
@@ -7,19 +10,57 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from aiohttp import web
+from livekit.protocol.models import ParticipantInfo, Room
 
 from . import auth, twirp
+from .api import Method
+from .calls import CallResult
+from .faults import Faults
 from .twirp import TwirpError
-
-if TYPE_CHECKING:
-    from .emulator import LiveKitEmulator
 
 log = logging.getLogger("livekit_emulator")
 
-EMULATOR_KEY: web.AppKey[LiveKitEmulator] = web.AppKey("emulator")
+
+class Backend(Protocol):
+    """What the routes need from the emulator (`LiveKitEmulator` is one)."""
+
+    @property
+    def faults(self) -> Faults: ...
+    @property
+    def keys(self) -> Mapping[str, str]: ...
+    @property
+    def services(self) -> frozenset[str]: ...
+    @property
+    def methods(self) -> Mapping[tuple[str, str], Method]: ...
+    @property
+    def webhook_deliveries(self) -> list[tuple[str, str, str]]: ...
+    @property
+    def webhook_failures(self) -> list[tuple[str, str, str]]: ...
+
+    def state(self) -> dict[str, Any]: ...
+    def rooms(self) -> list[Room]: ...
+    async def create_inbound_trunk(self, numbers: Sequence[str], name: str = "") -> str: ...
+    async def create_room(self, name: str, empty_timeout: float | None = None) -> Room: ...
+    async def delete_room(self, name: str) -> None: ...
+    async def join_participant(
+        self, room: str, identity: str, name: str = ""
+    ) -> ParticipantInfo: ...
+    async def leave_participant(self, room: str, identity: str) -> None: ...
+    async def simulate_call(
+        self,
+        pin: str,
+        *,
+        number: str | None = None,
+        trunk_id: str | None = None,
+        caller: str = ...,
+    ) -> CallResult: ...
+
+
+EMULATOR_KEY: web.AppKey[Backend] = web.AppKey("emulator")
 
 # Fault actions reachable over HTTP, each the Faults method of the same name.
 FAULT_ACTIONS = frozenset(
@@ -35,7 +76,7 @@ FAULT_ACTIONS = frozenset(
 )
 
 
-def build_app(emu: LiveKitEmulator) -> web.Application:
+def build_app(emu: Backend) -> web.Application:
     app = web.Application()
     app[EMULATOR_KEY] = emu
     app.router.add_get("/", _health)
@@ -43,6 +84,7 @@ def build_app(emu: LiveKitEmulator) -> web.Application:
     app.router.add_get("/_emulator/state", _state)
     app.router.add_post("/_emulator/trunks", _create_trunk)
     app.router.add_post("/_emulator/calls", _call)
+    app.router.add_get("/_emulator/rooms", _list_rooms)
     app.router.add_post("/_emulator/rooms", _create_room)
     app.router.add_delete("/_emulator/rooms/{room}", _delete_room)
     app.router.add_post("/_emulator/rooms/{room}/participants", _join)
@@ -73,7 +115,7 @@ async def _twirp(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve_twirp(
-    emu: LiveKitEmulator, request: web.Request, service: str, method: str
+    emu: Backend, request: web.Request, service: str, method: str
 ) -> web.Response:
     latency = emu.faults.latency_for(method)
     if latency > 0:
@@ -159,6 +201,19 @@ async def _call(request: web.Request) -> web.Response:
     return _json(result.as_dict())
 
 
+def _room(room: Room) -> dict[str, Any]:
+    return {
+        "name": room.name,
+        "sid": room.sid,
+        "num_participants": room.num_participants,
+        "creation_time_ms": room.creation_time_ms,
+    }
+
+
+async def _list_rooms(request: web.Request) -> web.Response:
+    return _json({"rooms": [_room(r) for r in request.app[EMULATOR_KEY].rooms()]})
+
+
 async def _create_room(request: web.Request) -> web.Response:
     body = await _body(request)
     timeout = body.get("empty_timeout")
@@ -168,7 +223,7 @@ async def _create_room(request: web.Request) -> web.Response:
         )
     except TwirpError as exc:
         return _error(exc.status, exc.msg)
-    return _json({"name": room.name, "sid": room.sid}, status=201)
+    return _json(_room(room), status=201)
 
 
 async def _delete_room(request: web.Request) -> web.Response:

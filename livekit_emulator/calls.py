@@ -1,4 +1,13 @@
-"""Inbound call simulation: trunk lookup, LiveKit SIP's rule matching, the caller joining."""
+"""Inbound call simulation: trunk lookup, LiveKit SIP's rule matching, the caller joining.
+
+As LiveKit SIP v1.11.0 with livekit-server v1.13.5 (LIVEKIT.md, "A call"; the server side read in
+protocol/sip `MatchDispatchRuleIter` and `EvaluateDispatchRule`): the server is asked twice.
+First with no PIN: no trunk, or no rule for the call at all, and the call is dropped without any
+answer. Otherwise the best rule is chosen; if it is open, the caller joins at once (never asked
+for a PIN), else the call is answered and the caller types a PIN ending with `#`. Then the server
+is asked again with that PIN (`#` alone: open rules only); no match, or a 17th key, and the caller
+hears "wrong PIN" and is hung up on.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +22,26 @@ from .rooms import RoomManager
 from .sip import SipStore, normalize_number, rule_pin
 
 MAX_PIN_DIGITS = 16
+# The keys of a phone keypad that LiveKit SIP adds to a PIN (`#` ends it).
+PIN_KEYS = frozenset("0123456789*")
+
+# Why a call did not land. Unanswered: the caller hears ringing, then nothing.
+NO_TRUNK = "no_trunk"  # no inbound trunk owns the dialled number
+NO_ANSWER = "no_answer"  # a trunk, but no dispatch rule applies to the call
+# Answered, then "wrong PIN" and a hang-up.
+INVALID_PIN = "invalid_pin"  # more than 16 keys, or a key no keypad sends
+WRONG_PIN = "wrong_pin"  # no applicable rule has this PIN (`#` alone: no open rule)
 
 
 @dataclass(frozen=True)
 class CallResult:
-    """How a simulated call ended. `reason` is set when rejected: `no_trunk`, `no_rules`,
-    `invalid_pin` or `wrong_pin`."""
+    """How a simulated call ended. `answered`: LiveKit SIP picked up (always so when
+    `accepted`). `reason` is set when not accepted: `no_trunk` or `no_answer` (never answered),
+    `invalid_pin` or `wrong_pin` (answered, then "wrong PIN")."""
 
     accepted: bool
     reason: str | None = None
+    answered: bool = False
     room_name: str | None = None
     participant_identity: str | None = None
     participant_name: str | None = None
@@ -32,6 +52,7 @@ class CallResult:
     def as_dict(self) -> dict[str, object]:
         return {
             "accepted": self.accepted,
+            "answered": self.answered,
             "reason": self.reason,
             "room_name": self.room_name,
             "participant_identity": self.participant_identity,
@@ -93,7 +114,8 @@ def simulate_call(
     trunk_id: str | None = None,
     caller: str = "+15550100",
 ) -> CallResult:
-    """One call, one PIN attempt (LiveKit SIP has no retry loop)."""
+    """One call; `pin` is what the caller types before `#` if asked. One attempt only (LiveKit
+    SIP has no retry loop)."""
     if trunk_id is not None:
         trunk = sip.trunks.get(trunk_id)
     elif number is not None:
@@ -101,26 +123,32 @@ def simulate_call(
     else:
         raise ValueError("simulate_call needs a number or a trunk_id")
     if trunk is None:
-        return CallResult(accepted=False, reason="no_trunk")
+        return CallResult(accepted=False, reason=NO_TRUNK)
     called = number if number is not None else (trunk.numbers[0] if trunk.numbers else "")
 
     candidates = [r for r in sip.sorted_rules() if _applies(r, trunk, caller, called)]
     if not candidates:
-        return CallResult(accepted=False, reason="no_rules", trunk_id=trunk.sip_trunk_id)
-    if len(pin) > MAX_PIN_DIGITS or (pin and not pin.isdigit()):
-        return CallResult(accepted=False, reason="invalid_pin", trunk_id=trunk.sip_trunk_id)
+        return CallResult(accepted=False, reason=NO_ANSWER, trunk_id=trunk.sip_trunk_id)
+    first = _select(candidates, trunk.sip_trunk_id)
+    if not rule_pin(first.rule):
+        # The best rule is open: the caller joins without being asked, whatever they type.
+        return _admit(rooms, first, trunk, caller, called)
+    # Answered; the "enter PIN" prompt plays.
+    if len(pin) > MAX_PIN_DIGITS or not set(pin) <= PIN_KEYS:
+        return _refused(INVALID_PIN, trunk)
     if pin:
         # A typed PIN only ever matches PIN-protected rules: no fallback to an open rule.
         matched = [r for r in candidates if rule_pin(r.rule) == pin]
-    elif any(rule_pin(r.rule) for r in candidates):
-        # PIN-protected rules outrank open ones, so the caller is asked for a PIN; none typed.
-        matched = []
     else:
-        matched = candidates
+        # `#` alone: LiveKit asks for the rules without a PIN.
+        matched = [r for r in candidates if not rule_pin(r.rule)]
     if not matched:
-        return CallResult(accepted=False, reason="wrong_pin", trunk_id=trunk.sip_trunk_id)
-    rule = _select(matched, trunk.sip_trunk_id)
-    return _admit(rooms, rule, trunk, caller, called)
+        return _refused(WRONG_PIN, trunk)
+    return _admit(rooms, _select(matched, trunk.sip_trunk_id), trunk, caller, called)
+
+
+def _refused(reason: str, trunk: SIPInboundTrunkInfo) -> CallResult:
+    return CallResult(accepted=False, answered=True, reason=reason, trunk_id=trunk.sip_trunk_id)
 
 
 def _admit(
@@ -171,6 +199,7 @@ def _admit(
     )
     return CallResult(
         accepted=True,
+        answered=True,
         room_name=room_name,
         participant_identity=participant.identity,
         participant_name=participant.name,

@@ -111,7 +111,7 @@ class LiveKitEmulator:
         return self.sip.sorted_rules()
 
     def inbound_trunks(self) -> list[SIPInboundTrunkInfo]:
-        return sorted(self.sip.trunks.values(), key=lambda t: t.sip_trunk_id)
+        return self.sip.sorted_trunks()
 
     def rooms(self) -> list[Room]:
         return self.room_manager.open_rooms()

@@ -29,10 +29,14 @@ class _OpenRoom:
 class RoomManager:
     """Only open rooms are held: a closed room is gone; its name may return with a new sid."""
 
-    def __init__(self, emit: EmitFn, default_empty_timeout: float) -> None:
+    def __init__(
+        self, emit: EmitFn, default_empty_timeout: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self._emit = emit
+        self._clock = clock
         self.default_empty_timeout = default_empty_timeout
         self._rooms: dict[str, _OpenRoom] = {}
+        self._last_creation_ms = 0
 
     # --- queries -----------------------------------------------------------------------------
     def open_rooms(self, names: Iterable[str] = ()) -> list[Room]:
@@ -69,15 +73,18 @@ class RoomManager:
         if existing is not None:
             return self._snapshot(existing)
         timeout = empty_timeout or self.default_empty_timeout
-        now = time.time()
+        # Strictly increasing, so that a room closed and reopened within the same millisecond
+        # is still told apart by its creation time (consumers may key incarnations on it).
+        created_ms = max(int(self._clock() * 1000), self._last_creation_ms + 1)
+        self._last_creation_ms = created_ms
         info = Room(
             sid=new_id("RM_"),
             name=name,
             empty_timeout=math.ceil(timeout),
             departure_timeout=math.ceil(departure_timeout or 0),
             max_participants=max_participants,
-            creation_time=int(now),
-            creation_time_ms=int(now * 1000),
+            creation_time=created_ms // 1000,
+            creation_time_ms=created_ms,
             metadata=metadata,
         )
         room = _OpenRoom(info=info, empty_timeout=timeout, departure_timeout=departure_timeout)
@@ -117,7 +124,7 @@ class RoomManager:
         if previous is not None:
             previous.state = ParticipantInfo.State.DISCONNECTED
             self._emit("participant_left", self._snapshot(room), previous)
-        now = time.time()
+        now = self._clock()
         participant = ParticipantInfo(
             sid=new_id("PA_"),
             identity=identity,

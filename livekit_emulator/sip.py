@@ -15,13 +15,21 @@ Modelled on livekit-server v1.13.5 (`pkg/service/sip.go`, its Redis store) and l
 - `page.limit` is a window size, not a page size: every window is returned. With a filter, the
   walk stops at the first window without a match (a truncated answer).
 - Only "a rule kind is set" is checked: empty room names, any PIN, unknown trunk ids are accepted.
+
+The store keeps, besides the rules, their ids in sorted order and an index key -> holder ids. A
+create runs the walk above only when the index says it could fail (a stored key held twice, a
+stored rule without a kind, or a stored rule holding one of the new rule's keys): otherwise the
+walk cannot find a collision, and skipping it keeps a create's cost independent of the number of
+stored rules. The walk still decides every refusal, so the messages are unchanged.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import TypeVar
 
 from livekit.protocol.models import ListUpdate, Pagination
@@ -113,23 +121,28 @@ def _interleave(first: Iterable[T], second: Iterable[T]) -> Iterator[T]:
 
 
 def paged_list(
-    items_by_id: dict[str, T], keep: Callable[[T], bool], page: Pagination | None
+    sorted_ids: Sequence[str],
+    items_by_id: Mapping[str, T],
+    keep: Callable[[T], bool],
+    page: Pagination | None,
 ) -> list[T]:
     """LiveKit's list: without a page, every match sorted by id. With a page, windows of `limit`
     ids (1000 if 0) after `after_id`, each filtered, the cursor moving to the last match; the walk
     ends at the first window with no match. Every window's matches are returned."""
     if page is None:
-        return [items_by_id[i] for i in sorted(items_by_id) if keep(items_by_id[i])]
+        return [items_by_id[i] for i in sorted_ids if keep(items_by_id[i])]
     window = page.limit if page.limit > 0 else DEFAULT_WINDOW
     after = page.after_id
     result: list[T] = []
     while True:
-        ids = [i for i in sorted(items_by_id) if i > after][:window]
+        start = bisect.bisect_right(sorted_ids, after)
+        ids = sorted_ids[start : start + window]
         matches = [items_by_id[i] for i in ids if keep(items_by_id[i])]
         if not matches:
             return result
         result.extend(matches)
-        after = max(_id_of(m) for m in matches)
+        # Ids are ascending, so the last match is the highest.
+        after = _id_of(matches[-1])
 
 
 def _id_of(item: SIPDispatchRuleInfo | SIPInboundTrunkInfo) -> str:
@@ -163,29 +176,79 @@ def _validate_list_update(update: ListUpdate) -> None:
         raise TwirpError("invalid_argument", "empty element in the list")
 
 
+def rule_keys(rule: SIPDispatchRuleInfo) -> list[RuleKey]:
+    """The keys a rule holds, in the validator's order. A key may come twice (e.g. a trunk id
+    listed twice): LiveKit then finds the rule in conflict with itself."""
+    pin = rule_pin(rule.rule)
+    trunks = list(rule.trunk_ids) or [""]
+    inbound = [normalize_number(n) for n in rule.inbound_numbers] or [""]
+    numbers = [normalize_number(n) for n in rule.numbers] or [""]
+    return [
+        (pin, trunk, caller, called) for trunk in trunks for caller in inbound for called in numbers
+    ]
+
+
 def validate_dispatch_rules(rules: Iterable[SIPDispatchRuleInfo]) -> None:
     """protocol/sip DispatchRuleValidator: the first key seen twice is a conflict naming the rule
     that took it first (`<new>` for the rule being created)."""
     holders: dict[RuleKey, SIPDispatchRuleInfo] = {}
     for rule in rules:
-        pin = rule_pin(rule.rule)
-        trunks = list(rule.trunk_ids) or [""]
-        inbound = list(rule.inbound_numbers) or [""]
-        numbers = list(rule.numbers) or [""]
-        for trunk in trunks:
-            for caller in inbound:
-                for called in numbers:
-                    key = (pin, trunk, normalize_number(caller), normalize_number(called))
-                    holder = holders.get(key)
-                    if holder is not None:
-                        raise TwirpError(
-                            "invalid_argument",
-                            CONFLICT_MESSAGE.format(
-                                id=_print_id(holder.sip_dispatch_rule_id),
-                                name=go_quote(holder.name or "<blank name>"),
-                            ),
-                        )
-                    holders[key] = rule
+        for key in rule_keys(rule):
+            holder = holders.get(key)
+            if holder is not None:
+                raise TwirpError(
+                    "invalid_argument",
+                    CONFLICT_MESSAGE.format(
+                        id=_print_id(holder.sip_dispatch_rule_id),
+                        name=go_quote(holder.name or "<blank name>"),
+                    ),
+                )
+            holders[key] = rule
+
+
+class RuleKeyIndex:
+    """Which stored rules hold each key. It never decides a conflict; it only tells when the
+    validator's walk cannot find one, so that a create need not walk every stored rule."""
+
+    def __init__(self) -> None:
+        self._holders: dict[RuleKey, list[str]] = {}
+        # Keys held more than once: a conflicting stored pair (left by an unvalidated update),
+        # which fails every walk listing both rules.
+        self.shared_keys = 0
+        # Rules without a rule kind (same origin): the walk fails on them too.
+        self.unkeyed: set[str] = set()
+
+    @property
+    def clean(self) -> bool:
+        return self.shared_keys == 0 and not self.unkeyed
+
+    def holds_any(self, keys: Iterable[RuleKey]) -> bool:
+        return any(key in self._holders for key in keys)
+
+    def add(self, rule: SIPDispatchRuleInfo) -> None:
+        rule_id = rule.sip_dispatch_rule_id
+        if rule.rule.WhichOneof("rule") is None:
+            self.unkeyed.add(rule_id)
+            return
+        for key in rule_keys(rule):
+            ids = self._holders.setdefault(key, [])
+            ids.append(rule_id)
+            if len(ids) == 2:
+                self.shared_keys += 1
+
+    def remove(self, rule: SIPDispatchRuleInfo) -> None:
+        """Forget `rule`, as it was added (the stored version)."""
+        rule_id = rule.sip_dispatch_rule_id
+        if rule_id in self.unkeyed:
+            self.unkeyed.discard(rule_id)
+            return
+        for key in rule_keys(rule):
+            ids = self._holders[key]
+            ids.remove(rule_id)
+            if len(ids) == 1:
+                self.shared_keys -= 1
+            elif not ids:
+                del self._holders[key]
 
 
 def validate_trunks(trunks: Iterable[SIPInboundTrunkInfo]) -> None:
@@ -251,11 +314,18 @@ def _trunk_filter(req: ListSIPInboundTrunkRequest) -> Callable[[SIPInboundTrunkI
 
 
 class SipStore:
-    """In-memory trunks and dispatch rules. Every method either fully applies or raises."""
+    """In-memory trunks and dispatch rules. Every method either fully applies or raises.
+    `trunks` and `rules` are read-only views: changes go through the methods, which keep the
+    sorted ids and the key index in step."""
 
     def __init__(self) -> None:
-        self.trunks: dict[str, SIPInboundTrunkInfo] = {}
-        self.rules: dict[str, SIPDispatchRuleInfo] = {}
+        self._trunks: dict[str, SIPInboundTrunkInfo] = {}
+        self._trunk_ids: list[str] = []
+        self._rules: dict[str, SIPDispatchRuleInfo] = {}
+        self._rule_ids: list[str] = []
+        self._rule_keys = RuleKeyIndex()
+        self.trunks: Mapping[str, SIPInboundTrunkInfo] = MappingProxyType(self._trunks)
+        self.rules: Mapping[str, SIPDispatchRuleInfo] = MappingProxyType(self._rules)
 
     # --- trunks ------------------------------------------------------------------------------
     def create_inbound_trunk(self, req: CreateSIPInboundTrunkRequest) -> SIPInboundTrunkInfo:
@@ -276,25 +346,28 @@ class SipStore:
         candidates = self.list_inbound_trunks(ListSIPInboundTrunkRequest(numbers=info.numbers))
         validate_trunks(_interleave(candidates.items, [info]))
         info.sip_trunk_id = new_id("ST_")
-        self.trunks[info.sip_trunk_id] = info
+        self._trunks[info.sip_trunk_id] = info
+        bisect.insort(self._trunk_ids, info.sip_trunk_id)
         return info
 
     def list_inbound_trunks(self, req: ListSIPInboundTrunkRequest) -> ListSIPInboundTrunkResponse:
         page = req.page if req.HasField("page") else None
-        return ListSIPInboundTrunkResponse(items=paged_list(self.trunks, _trunk_filter(req), page))
+        items = paged_list(self._trunk_ids, self._trunks, _trunk_filter(req), page)
+        return ListSIPInboundTrunkResponse(items=items)
 
     def delete_trunk(self, req: DeleteSIPTrunkRequest) -> SIPTrunkInfo:
         # LiveKit checks nothing: an unknown id is "deleted" too, and rules keep their trunk ids.
         if not req.sip_trunk_id:
             raise TwirpError("invalid_argument", "trunk ID is required")
-        self.trunks.pop(req.sip_trunk_id, None)
+        if self._trunks.pop(req.sip_trunk_id, None) is not None:
+            _remove_sorted(self._trunk_ids, req.sip_trunk_id)
         return SIPTrunkInfo(sip_trunk_id=req.sip_trunk_id)
 
     def trunk_for_number(self, number: str) -> SIPInboundTrunkInfo | None:
         """The trunk owning a called number; a trunk without numbers is the fallback."""
         wanted = normalize_number(number)
         fallback: SIPInboundTrunkInfo | None = None
-        for trunk in sorted(self.trunks.values(), key=lambda t: t.sip_trunk_id):
+        for trunk in (self._trunks[i] for i in self._trunk_ids):
             if not trunk.numbers:
                 fallback = fallback or trunk
             elif wanted in {normalize_number(n) for n in trunk.numbers}:
@@ -327,17 +400,41 @@ class SipStore:
                 info.room_config.CopyFrom(req.room_config)
         if not info.HasField("rule"):
             raise TwirpError("invalid_argument", "missing rule")
-        # Candidates come from the request's flat trunk_ids (empty with the dispatch_rule form:
-        # every rule); the new rule, id still empty, goes second.
-        candidates = self.list_dispatch_rules(ListSIPDispatchRuleRequest(trunk_ids=req.trunk_ids))
-        validate_dispatch_rules(_interleave(candidates.items, [info]))
-        if rule_id is not None and rule_id in self.rules:
+        if not self._create_cannot_conflict(info):
+            # Candidates come from the request's flat trunk_ids (empty with the dispatch_rule
+            # form: every rule); the new rule, id still empty, goes second.
+            candidates = self.list_dispatch_rules(
+                ListSIPDispatchRuleRequest(trunk_ids=req.trunk_ids)
+            )
+            validate_dispatch_rules(_interleave(candidates.items, [info]))
+        if rule_id is not None and rule_id in self._rules:
             raise ValueError(f"dispatch rule {rule_id} already exists")
         info.sip_dispatch_rule_id = rule_id or new_id("SDR_")
         # LiveKit v1.13.5 leaves created_at / updated_at unset, and always sets `media`.
         info.media.SetInParent()
-        self.rules[info.sip_dispatch_rule_id] = info
+        self._store_rule(info)
         return info
+
+    def _create_cannot_conflict(self, info: SIPDispatchRuleInfo) -> bool:
+        """True when the create walk `[c0, NEW, c1, ...]` cannot find a collision: the candidates
+        are stored rules, among which no key is held twice and every rule has a kind, and no
+        stored rule holds a key of the new rule, which holds each of its keys once. O(keys of
+        the new rule). False means only "maybe": the walk then decides, and names the rule."""
+        if not self._rule_keys.clean:
+            return False
+        # A new rule without a kind fails here exactly as in the walk: c0 alone cannot fail.
+        keys = rule_keys(info)
+        return len(set(keys)) == len(keys) and not self._rule_keys.holds_any(keys)
+
+    def _store_rule(self, info: SIPDispatchRuleInfo) -> None:
+        rule_id = info.sip_dispatch_rule_id
+        previous = self._rules.get(rule_id)
+        if previous is None:
+            bisect.insort(self._rule_ids, rule_id)
+        else:
+            self._rule_keys.remove(previous)
+        self._rules[rule_id] = info
+        self._rule_keys.add(info)
 
     def update_dispatch_rule(self, req: UpdateSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
         action = req.WhichOneof("action")
@@ -357,7 +454,7 @@ class SipStore:
                 raise TwirpError("invalid_argument", "missing rule")
         elif req.update.HasField("trunk_ids"):
             _validate_list_update(req.update.trunk_ids)
-        current = self.rules.get(req.sip_dispatch_rule_id)
+        current = self._rules.get(req.sip_dispatch_rule_id)
         if current is None:
             raise TwirpError("not_found", RULE_NOT_FOUND)
         info = SIPDispatchRuleInfo()
@@ -394,20 +491,32 @@ class SipStore:
             info if r.sip_dispatch_rule_id == info.sip_dispatch_rule_id else r
             for r in candidates.items
         )
-        self.rules[info.sip_dispatch_rule_id] = info
+        self._store_rule(info)
         return info
 
     def delete_dispatch_rule(self, req: DeleteSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
         if not req.sip_dispatch_rule_id:
             raise TwirpError("invalid_argument", "dispatch rule ID is required")
-        rule = self.rules.pop(req.sip_dispatch_rule_id, None)
+        rule = self._rules.pop(req.sip_dispatch_rule_id, None)
         if rule is None:
             raise TwirpError("not_found", RULE_NOT_FOUND)
+        _remove_sorted(self._rule_ids, rule.sip_dispatch_rule_id)
+        self._rule_keys.remove(rule)
         return rule
 
     def list_dispatch_rules(self, req: ListSIPDispatchRuleRequest) -> ListSIPDispatchRuleResponse:
         page = req.page if req.HasField("page") else None
-        return ListSIPDispatchRuleResponse(items=paged_list(self.rules, _rule_filter(req), page))
+        items = paged_list(self._rule_ids, self._rules, _rule_filter(req), page)
+        return ListSIPDispatchRuleResponse(items=items)
 
     def sorted_rules(self) -> list[SIPDispatchRuleInfo]:
-        return [self.rules[i] for i in sorted(self.rules)]
+        return [self._rules[i] for i in self._rule_ids]
+
+    def sorted_trunks(self) -> list[SIPInboundTrunkInfo]:
+        return [self._trunks[i] for i in self._trunk_ids]
+
+
+def _remove_sorted(ids: list[str], value: str) -> None:
+    index = bisect.bisect_left(ids, value)
+    if index < len(ids) and ids[index] == value:
+        del ids[index]

@@ -9,7 +9,8 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
-# Twirp code -> HTTP status, as the Go twirp library maps them (LIVEKIT.md lists the ones used).
+# Twirp code -> HTTP status, as the Go twirp library maps them
+# (scripts/LIVEKIT_FINDINGS.md lists the ones seen).
 STATUS_BY_CODE: dict[str, int] = {
     "canceled": 408,
     "unknown": 500,

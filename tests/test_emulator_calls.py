@@ -33,7 +33,7 @@ async def test_matching_pin_joins_the_rule_room_as_sip_participant(
     trunk = await emulator.create_inbound_trunk(numbers=[NUMBER])
     rule_id = await add_rule(emulator, direct_rule("1234", room="meeting"))
     result = await emulator.simulate_call("1234", number=NUMBER, caller=CALLER)
-    assert result.accepted and result.reason is None
+    assert (result.accepted, result.answered, result.reason) == (True, True, None)
     assert (result.room_name, result.rule_id) == ("meeting", rule_id)
     assert (result.participant_identity, result.participant_name) == (
         f"sip_{CALLER}",
@@ -77,11 +77,13 @@ async def test_wildcard_rule_serves_a_trunk_without_specific_rule(
     assert result.room_name == "wildcard-room"
 
 
-async def test_wrong_pin_is_rejected_without_retry(emulator: LiveKitEmulator) -> None:
+async def test_wrong_pin_is_answered_then_refused_without_retry(
+    emulator: LiveKitEmulator,
+) -> None:
     await emulator.create_inbound_trunk(numbers=[NUMBER])
     await add_rule(emulator, direct_rule("1234", room="meeting"))
     result = await emulator.simulate_call("9999", number=NUMBER)
-    assert (result.accepted, result.reason) == (False, "wrong_pin")
+    assert (result.accepted, result.answered, result.reason) == (False, True, "wrong_pin")
     assert emulator.rooms() == []
 
 
@@ -107,26 +109,56 @@ async def test_no_pin_joins_an_open_rule(emulator: LiveKitEmulator) -> None:
     assert (result.accepted, result.room_name) == (True, "open-room")
 
 
-async def test_pin_longer_than_16_digits_is_rejected(emulator: LiveKitEmulator) -> None:
+async def test_hash_alone_joins_an_open_rule_even_when_a_pin_rule_applies(
+    emulator: LiveKitEmulator,
+) -> None:
+    await emulator.create_inbound_trunk(numbers=[NUMBER])
+    await add_rule(emulator, direct_rule("1234", room="meeting"))
+    await add_rule(emulator, direct_rule("", room="open-room"))
+    result = await emulator.simulate_call("", number=NUMBER)
+    assert (result.accepted, result.room_name) == (True, "open-room")
+
+
+async def test_caller_is_not_asked_for_a_pin_when_the_best_rule_is_open(
+    emulator: LiveKitEmulator,
+) -> None:
+    trunk = await emulator.create_inbound_trunk(numbers=[NUMBER])
+    # The trunk-specific open rule beats the wildcard PIN rule: no prompt, typed keys unread.
+    await add_rule(emulator, direct_rule("", room="open-room", trunk_ids=[trunk]))
+    await add_rule(emulator, direct_rule("1234", room="meeting"))
+    result = await emulator.simulate_call("1234", number=NUMBER)
+    assert (result.accepted, result.room_name) == (True, "open-room")
+
+
+async def test_star_is_a_pin_key(emulator: LiveKitEmulator) -> None:
+    await emulator.create_inbound_trunk(numbers=[NUMBER])
+    await add_rule(emulator, direct_rule("12*4", room="meeting"))
+    result = await emulator.simulate_call("12*4", number=NUMBER)
+    assert (result.accepted, result.room_name) == (True, "meeting")
+
+
+async def test_pin_longer_than_16_digits_is_answered_then_refused(
+    emulator: LiveKitEmulator,
+) -> None:
     await emulator.create_inbound_trunk(numbers=[NUMBER])
     await add_rule(emulator, direct_rule("1" * 17, room="meeting"))
     result = await emulator.simulate_call("1" * 17, number=NUMBER)
-    assert (result.accepted, result.reason) == (False, "invalid_pin")
+    assert (result.accepted, result.answered, result.reason) == (False, True, "invalid_pin")
 
 
-async def test_number_without_trunk_is_rejected(emulator: LiveKitEmulator) -> None:
+async def test_number_without_trunk_is_not_answered(emulator: LiveKitEmulator) -> None:
     await emulator.create_inbound_trunk(numbers=[NUMBER])
     await add_rule(emulator, direct_rule("1234", room="meeting"))
     result = await emulator.simulate_call("1234", number="+4411111111")
-    assert (result.accepted, result.reason) == (False, "no_trunk")
+    assert (result.accepted, result.answered, result.reason) == (False, False, "no_trunk")
 
 
-async def test_trunk_without_applicable_rules_is_rejected(emulator: LiveKitEmulator) -> None:
+async def test_trunk_without_applicable_rules_is_not_answered(emulator: LiveKitEmulator) -> None:
     await emulator.create_inbound_trunk(numbers=[NUMBER])
     other = await emulator.create_inbound_trunk(numbers=["+33999999999"])
     await add_rule(emulator, direct_rule("1234", room="meeting", trunk_ids=[other]))
     result = await emulator.simulate_call("1234", number=NUMBER)
-    assert (result.accepted, result.reason) == (False, "no_rules")
+    assert (result.accepted, result.answered, result.reason) == (False, False, "no_answer")
 
 
 async def test_call_can_target_a_trunk_id(emulator: LiveKitEmulator) -> None:
@@ -197,7 +229,7 @@ async def test_rule_restricted_to_caller_numbers_ignores_other_callers(
     )
     await add_rule(emulator, info)
     result = await emulator.simulate_call("1234", number=NUMBER, caller=CALLER)
-    assert (result.accepted, result.reason) == (False, "no_rules")
+    assert (result.accepted, result.reason) == (False, "no_answer")
 
 
 async def test_call_route_simulates_a_call_over_http(emulator: LiveKitEmulator) -> None:
@@ -216,4 +248,21 @@ async def test_call_route_simulates_a_call_over_http(emulator: LiveKitEmulator) 
         True,
         "meeting",
         f"sip_{CALLER}",
+    )
+
+
+async def test_call_route_answers_a_call_nobody_picks_up(emulator: LiveKitEmulator) -> None:
+    await emulator.create_inbound_trunk(numbers=[NUMBER])
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            emulator.url + "/_emulator/calls", json={"pin": "1234", "number": NUMBER}
+        ) as resp,
+    ):
+        body = await resp.json()
+    assert (resp.status, body["accepted"], body["answered"], body["reason"]) == (
+        200,
+        False,
+        False,
+        "no_answer",
     )

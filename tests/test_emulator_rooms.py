@@ -9,6 +9,7 @@ import pytest
 from livekit import api
 
 from livekit_emulator import LiveKitEmulator
+from livekit_emulator.rooms import RoomManager
 from tests.fixtures.livekit import EMULATOR_EMPTY_TIMEOUT, EmulatorFactory
 from tests.fixtures.polling import eventually
 
@@ -107,3 +108,14 @@ async def test_room_counts_its_participants(emulator: LiveKitEmulator) -> None:
     await emulator.join_participant("r", "alice")
     await emulator.join_participant("r", "bob")
     assert emulator.rooms()[0].num_participants == 2
+
+
+async def test_a_reopened_room_gets_a_later_creation_time_ms_even_within_one_clock_tick() -> None:
+    rooms = RoomManager(lambda *_: None, 60.0, clock=lambda: 1_800_000_000.0)
+    first = rooms.create("r")
+    rooms.delete("r")
+    second = rooms.create("r")
+    rooms.shutdown()
+    assert second.sid != first.sid
+    assert second.creation_time_ms > first.creation_time_ms
+    assert second.creation_time == second.creation_time_ms // 1000

@@ -63,6 +63,25 @@ async def test_trunk_and_room_routes_create_them(emulator: LiveKitEmulator) -> N
     assert [r.name for r in emulator.rooms()] == ["made"]
 
 
+async def test_rooms_route_lists_the_open_rooms(emulator: LiveKitEmulator) -> None:
+    await emulator.join_participant("a", "alice")
+    await emulator.create_room("b")
+    status, body = await call(emulator, "GET", "/_emulator/rooms")
+    assert status == 200
+    assert body == {
+        "rooms": [
+            {
+                "name": r.name,
+                "sid": r.sid,
+                "num_participants": r.num_participants,
+                "creation_time_ms": r.creation_time_ms,
+            }
+            for r in emulator.rooms()
+        ]
+    }
+    assert [(r["name"], r["num_participants"]) for r in body["rooms"]] == [("a", 1), ("b", 0)]
+
+
 async def test_unknown_fault_route_is_404(emulator: LiveKitEmulator) -> None:
     status, _ = await call(emulator, "POST", "/_emulator/faults/explode", {})
     assert status == 404

@@ -3,6 +3,7 @@ asynchronous per-URL delivery with retries."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -24,6 +25,22 @@ RECEIVER = api.WebhookReceiver(api.TokenVerifier(EMULATOR_API_KEY, EMULATOR_API_
 
 def events_of(sink: WebhookSink) -> list[api.WebhookEvent]:
     return [RECEIVER.receive(h.body, h.headers["Authorization"]) for h in sink.accepted]
+
+
+def rooms_of(sink: WebhookSink) -> list[dict[str, Any]]:
+    """The raw `room` object of every accepted webhook (protojson, as sent)."""
+    return [json.loads(h.body)["room"] for h in sink.accepted]
+
+
+async def room_life(emu: LiveKitEmulator) -> None:
+    """room_started, participant_joined, participant_left, room_finished."""
+    await emu.create_room("r")
+    await emu.join_participant("r", "alice")
+    await emu.leave_participant("r", "alice")
+    await emu.delete_room("r")
+
+
+ROOM_LIFE = ["room_started", "participant_joined", "participant_left", "room_finished"]
 
 
 async def emulator_for(
@@ -157,15 +174,54 @@ async def test_unreachable_receiver_does_not_block_other_urls(
     assert emu.webhook_failures == [(dead.url, "room_started", emu.webhook_events[0].id)]
 
 
-async def test_each_configured_url_gets_every_event(
+async def test_each_url_gets_every_event_in_order_even_while_retrying(
     emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
 ) -> None:
+    webhook_sink.fail_next = 3
     async with running_webhook_sink() as second:
         emu = await emulator_for(emulator_factory, webhook_sink, second)
-        await emu.create_room("r")
-        await webhook_sink.wait_for(1)
-        await second.wait_for(1)
-        assert webhook_sink.accepted[0].body == second.accepted[0].body
+        await room_life(emu)
+        await webhook_sink.wait_for(4)
+        await second.wait_for(4)
+    emitted = [e.id for e in emu.webhook_events]
+    assert [e.event for e in emu.webhook_events] == ROOM_LIFE
+    assert [e.id for e in events_of(webhook_sink)] == emitted
+    assert [e.id for e in events_of(second)] == emitted
+
+
+async def test_a_failing_url_does_not_hold_back_the_other(
+    emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
+) -> None:
+    webhook_sink.fail_next = 3  # the first event is retried after 0.1 s, 0.2 s, 0.4 s
+    async with running_webhook_sink() as healthy:
+        emu = await emulator_for(emulator_factory, webhook_sink, healthy, webhook_retry_backoff=0.1)
+        await room_life(emu)
+        await healthy.wait_for(4)
+        await webhook_sink.wait_for(4)
+    assert healthy.accepted[-1].received_at < webhook_sink.accepted[0].received_at
+
+
+async def test_every_event_of_one_room_incarnation_carries_the_same_creation_times(
+    emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
+) -> None:
+    emu = await emulator_for(emulator_factory, webhook_sink)
+    await room_life(emu)
+    await webhook_sink.wait_for(4)
+    times = {(room["creationTime"], room["creationTimeMs"]) for room in rooms_of(webhook_sink)}
+    assert len(times) == 1, times
+
+
+async def test_a_room_reopened_at_once_has_a_new_sid_and_creation_time_ms(
+    emulator_factory: EmulatorFactory, webhook_sink: WebhookSink
+) -> None:
+    emu = await emulator_for(emulator_factory, webhook_sink)
+    await emu.create_room("reused")
+    await emu.delete_room("reused")
+    await emu.create_room("reused")
+    await webhook_sink.wait_for(3)
+    _, finished, restarted = rooms_of(webhook_sink)
+    assert restarted["sid"] != finished["sid"]
+    assert int(restarted["creationTimeMs"]) > int(finished["creationTimeMs"])
 
 
 async def test_room_sid_differs_per_incarnation_in_webhooks(
