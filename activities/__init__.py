@@ -23,7 +23,7 @@ from activities.livekit_client import (
 )
 from activities.livekit_errors import classify
 from activities.pins import PinActivities, PinSource, secret_pin
-from activities.temporal import TemporalActivities
+from activities.reconcile import ReconcileActivities
 from telephony.settings import Settings
 
 __all__ = [
@@ -31,7 +31,7 @@ __all__ = [
     "LiveKitNotConfigured",
     "PinActivities",
     "PinSource",
-    "TemporalActivities",
+    "ReconcileActivities",
     "build_activities",
     "classify",
     "create_livekit_api",
@@ -46,22 +46,22 @@ def build_activities(
     temporal_client: Client | None,
     pin_source: PinSource | None = None,
 ) -> list[Callable[..., Any]]:
-    """The activity callables for a worker. Without a Temporal client, `is_workflow_open` is left
-    out (a worker that runs PIN leases needs one)."""
+    """The activity callables for a worker. Without a Temporal client, the activities that call
+    Temporal (PIN leases, reconciliation's look-ups) are left out."""
     lk = LiveKitActivities(settings, livekit_api)
     activities: list[Callable[..., Any]] = [
         lk.ensure_dispatch_rule,
         lk.delete_dispatch_rule,
         lk.check_room_liveness,
         lk.list_trunk_numbers,
-        lk.list_managed_rules,
-        PinActivities(pin_source).draw_pin,
     ]
     if temporal_client is not None:
-        temporal = TemporalActivities(temporal_client, settings.telephony_task_queue)
+        reconcile = ReconcileActivities(settings, livekit_api, temporal_client)
         activities += [
-            temporal.is_workflow_open,
-            temporal.filter_open_rooms,
-            temporal.list_rooms_in_state,
+            PinActivities(temporal_client, settings.telephony_task_queue, pin_source).lease_pin,
+            reconcile.reconcile_rules,
+            reconcile.reconcile_rooms,
+            reconcile.reconcile_sessions,
+            reconcile.reconcile_leases,
         ]
     return activities

@@ -50,8 +50,6 @@ from telephony.pins import PIN_RULE, is_valid_pin
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 100
-
 # Retryable: the conflicting rule was gone by the time we looked it up (deleted concurrently), so
 # the next attempt's create should go through.
 DISPATCH_RULE_CONFLICT_UNRESOLVED = "DispatchRuleConflictUnresolved"
@@ -241,28 +239,31 @@ async def delete_dispatch_rule(sip: SipService, rule_id: str) -> bool:
     return True
 
 
-async def list_managed_rules(
-    sip: SipService, *, page_size: int = DEFAULT_PAGE_SIZE
-) -> list[ManagedRule]:
-    """Every rule carrying `telephony.managed_by=meet-telephony`, page by page (sorted by id)."""
-    managed: dict[str, ManagedRule] = {}
-    after_id = ""
-    while True:
-        with livekit_errors("ListSIPDispatchRule"):
-            response = await sip.list_dispatch_rule(
-                ListSIPDispatchRuleRequest(page=Pagination(after_id=after_id, limit=page_size))
-            )
-        items = list(response.items)
-        for rule in items:
-            if is_managed(rule):
-                managed[rule.sip_dispatch_rule_id] = to_managed_rule(rule)
-        last_id = items[-1].sip_dispatch_rule_id if items else ""
-        # A short page ends the listing; so does a page that does not advance (a server that
-        # ignores pagination would otherwise loop forever).
-        if len(items) < page_size or not last_id or last_id <= after_id:
-            break
-        after_id = last_id
-    return sorted(managed.values(), key=lambda rule: rule.rule_id)
+async def list_rules_after(sip: SipService, after_id: str) -> list[SIPDispatchRuleInfo]:
+    """Every rule whose id sorts after `after_id` ("" = all), sorted by id: one call.
+
+    A page without a filter: LiveKit then answers with every rule after the cursor (its
+    `page.limit` is an internal window, not a page size; scripts/LIVEKIT_FINDINGS.md), so the
+    caller takes its page from the front and resumes after the last id it handled.
+    """
+    with livekit_errors("ListSIPDispatchRule"):
+        response = await sip.list_dispatch_rule(
+            ListSIPDispatchRuleRequest(page=Pagination(after_id=after_id))
+        )
+    rules = [rule for rule in response.items if rule.sip_dispatch_rule_id > after_id]
+    return sorted(rules, key=lambda rule: rule.sip_dispatch_rule_id)
+
+
+async def existing_rule_ids(sip: SipService, rule_ids: Sequence[str]) -> set[str]:
+    """Which of `rule_ids` LiveKit holds: one call, filtered by id and *without* a page."""
+    if not rule_ids:
+        return set()
+    with livekit_errors("ListSIPDispatchRule"):
+        response = await sip.list_dispatch_rule(
+            ListSIPDispatchRuleRequest(dispatch_rule_ids=list(rule_ids))
+        )
+    wanted = set(rule_ids)
+    return {rule.sip_dispatch_rule_id for rule in response.items} & wanted
 
 
 def to_managed_rule(rule: SIPDispatchRuleInfo) -> ManagedRule:

@@ -7,7 +7,7 @@ from temporalio import activity
 
 from activities import dispatch_rules, rooms, trunks
 from telephony import contracts
-from telephony.models import EnsureRuleRequest, EnsureRuleResult, ManagedRule, RoomLiveness
+from telephony.models import EnsureRuleRequest, EnsureRuleResult, RoomLiveness
 from telephony.settings import Settings
 
 
@@ -22,15 +22,10 @@ class LiveKitActivities:
         self,
         settings: Settings,
         livekit: LiveKitAPI,
-        *,
-        rule_page_size: int = dispatch_rules.DEFAULT_PAGE_SIZE,
     ) -> None:
-        if rule_page_size < 1:
-            raise ValueError("rule_page_size must be positive")
         self._livekit = livekit
         self._trunk_ids = tuple(settings.room_telephony_trunk_ids)
         self._hide_phone_number = settings.room_telephony_hide_phone_number
-        self._rule_page_size = rule_page_size
 
     @activity.defn(name=contracts.ENSURE_DISPATCH_RULE)
     async def ensure_dispatch_rule(self, request: EnsureRuleRequest) -> EnsureRuleResult:
@@ -52,9 +47,3 @@ class LiveKitActivities:
     @activity.defn(name=contracts.LIST_TRUNK_NUMBERS)
     async def list_trunk_numbers(self) -> list[str]:
         return await trunks.list_trunk_numbers(self._livekit.sip, self._trunk_ids)
-
-    @activity.defn(name=contracts.LIST_MANAGED_RULES)
-    async def list_managed_rules(self) -> list[ManagedRule]:
-        return await dispatch_rules.list_managed_rules(
-            self._livekit.sip, page_size=self._rule_page_size
-        )

@@ -1,5 +1,11 @@
-"""PIN draws. Cryptographic randomness (`secrets`): a PIN is the only thing between a caller
-and a room, so it must not be predictable — which also rules out `workflow.random()`."""
+"""PIN draws and leases. Cryptographic randomness (`secrets`): a PIN is the only thing between a
+caller and a room, so it must not be predictable — which also rules out `workflow.random()`.
+
+`lease_pin` runs as a *local* activity of the room workflow: it draws a PIN and starts its lease
+workflow right away (one Temporal call), inside the update's workflow task, so a registration
+costs no extra task round trips. A retried attempt may leave a lease behind (started, result
+lost): its owner's memo does not list it, and reconciliation releases it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,12 @@ import string
 from collections.abc import Callable
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from telephony import contracts
+from telephony.models import LeasedPin, LeasePinRequest, PinLeaseRequest
 from telephony.pins import PIN_RULE, is_valid_pin, is_valid_pin_length
 
 PinSource = Callable[[int], str]
@@ -42,11 +51,43 @@ def draw_pin(length: int, source: PinSource = secret_pin) -> str:
 
 
 class PinActivities:
-    """PIN draws; `source` lets tests force collisions."""
+    """PIN leases on `task_queue`; `source` lets tests force collisions."""
 
-    def __init__(self, source: PinSource | None = None) -> None:
+    def __init__(self, client: Client, task_queue: str, source: PinSource | None = None) -> None:
+        self._client = client
+        self._task_queue = task_queue
         self._source = source or secret_pin
 
-    @activity.defn(name=contracts.DRAW_PIN)
-    async def draw_pin(self, length: int) -> str:
-        return draw_pin(length, self._source)
+    @activity.defn(name=contracts.LEASE_PIN)
+    async def lease_pin(self, request: LeasePinRequest) -> LeasedPin:
+        owner = contracts.room_workflow_id(request.owner_room_id)
+        for _ in range(request.max_draws):
+            pin = draw_pin(request.pin_length, self._source)
+            lease_id = contracts.pin_lease_workflow_id(pin)
+            if await self._start_lease(lease_id, owner, request.owner_room_id):
+                return LeasedPin(pin=pin, lease_id=lease_id)
+            activity.logger.info("drawn PIN is leased by another room; drawing again")
+        raise ApplicationError(
+            f"no free {request.pin_length}-digit PIN found in {request.max_draws} draws; "
+            "raise ROOM_TELEPHONY_PIN_LENGTH (or ROOM_TELEPHONY_PIN_MAX_RETRIES)",
+            type=contracts.PIN_SPACE_EXHAUSTED,
+            non_retryable=True,
+        )
+
+    async def _start_lease(self, lease_id: str, owner: str, room_id: str) -> bool:
+        """Start the lease; False if another room holds it (True if this room already does)."""
+        try:
+            await self._client.start_workflow(
+                contracts.PIN_LEASE_WORKFLOW,
+                PinLeaseRequest(owner_workflow_id=owner),
+                id=lease_id,
+                task_queue=self._task_queue,
+                # The owner, for reconciliation's lease listing (never the PIN).
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(contracts.TELEPHONY_ROOM_ID, room_id)]
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            holder = await self._client.get_workflow_handle(lease_id).describe()
+            return holder.typed_search_attributes.get(contracts.TELEPHONY_ROOM_ID) == room_id
+        return True

@@ -6,7 +6,7 @@ from livekit.api import ListRoomsRequest
 from livekit.api.room_service import RoomService
 
 from activities.livekit_errors import livekit_errors
-from telephony.models import RoomLiveness
+from telephony.models import RoomLiveness, incarnation_time
 
 
 async def check_room_liveness(rooms: RoomService, room_id: str) -> RoomLiveness:
@@ -15,5 +15,9 @@ async def check_room_liveness(rooms: RoomService, room_id: str) -> RoomLiveness:
     # ListRooms(names=...) returns only open rooms; match the name in case of a lax filter.
     for room in response.rooms:
         if room.name == room_id:
-            return RoomLiveness(exists=True, sid=room.sid or None)
+            return RoomLiveness(
+                exists=True,
+                sid=room.sid or None,
+                created_at=incarnation_time(room.creation_time_ms, room.creation_time),
+            )
     return RoomLiveness(exists=False)

@@ -1,17 +1,17 @@
-"""Activities that ask Temporal itself about workflows (PIN leases, reconciliation)."""
+"""What reconciliation asks Temporal about room workflows and PIN leases, strongly consistent
+(describe) where a wrong answer would delete or release something."""
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import dataclass
 
-from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from telephony import contracts
-from telephony.models import TelephonyState
+from telephony.models import RoomMemo
 
-# A run that continued as new is not a closed owner: its successor carries on. Describing by id
+# A run that continued as new is not a closed room: its successor carries on. Describing by id
 # normally lands on that successor (RUNNING), but the status is accepted too for the instant in
 # between.
 _OPEN_STATUSES = frozenset(
@@ -19,43 +19,40 @@ _OPEN_STATUSES = frozenset(
 )
 
 
-class TemporalActivities:
-    def __init__(self, client: Client, task_queue: str | None = None) -> None:
-        self._client = client
-        # Reconciliation looks only at rooms served by this deployment's task queue.
-        self._task_queue = task_queue
+@dataclass(frozen=True)
+class RoomView:
+    """A room workflow as describe shows it: open or not, and its memo (None: none yet)."""
 
-    @activity.defn(name=contracts.IS_WORKFLOW_OPEN)
-    async def is_workflow_open(self, workflow_id: str) -> bool:
-        """Whether the latest run of `workflow_id` is running. Unknown ids are not open."""
-        # No run id: the latest run of the chain, so continue-as-new does not look like a close.
-        handle = self._client.get_workflow_handle(workflow_id)
-        try:
-            description = await handle.describe()
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise  # unavailable and friends: Temporal retries the activity
-        return description.status in _OPEN_STATUSES
+    open: bool
+    memo: RoomMemo | None
 
-    @activity.defn(name=contracts.FILTER_OPEN_ROOMS)
-    async def filter_open_rooms(self, room_ids: list[str]) -> list[str]:
-        """The rooms among `room_ids` whose workflow is open (strongly consistent: describe)."""
-        opened = await asyncio.gather(
-            *(self.is_workflow_open(contracts.room_workflow_id(room_id)) for room_id in room_ids)
-        )
-        return [room_id for room_id, is_open in zip(room_ids, opened, strict=True) if is_open]
 
-    @activity.defn(name=contracts.LIST_ROOMS_IN_STATE)
-    async def list_rooms_in_state(self, state: str) -> list[str]:
-        """Running room workflows whose `TelephonyState` is `state` (visibility: may lag)."""
-        query = contracts.running_rooms_query(
-            state=TelephonyState(state).value, task_queue=self._task_queue
-        )
-        rooms: list[str] = []
-        async for execution in self._client.list_workflows(query):
-            room_id = execution.typed_search_attributes.get(contracts.TELEPHONY_ROOM_ID)
-            if room_id:
-                rooms.append(room_id)
-        return rooms
+CLOSED = RoomView(open=False, memo=None)
 
+
+async def describe_room(client: Client, room_id: str) -> RoomView:
+    """The latest run of the room's workflow (no run id: continue-as-new is not a close).
+    An unknown room is closed; other failures raise (the activity is retried)."""
+    handle = client.get_workflow_handle(contracts.room_workflow_id(room_id))
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return CLOSED
+        raise
+    if description.status not in _OPEN_STATUSES:
+        return CLOSED
+    memo = await description.memo_value(contracts.ROOM_MEMO_KEY, None, type_hint=RoomMemo)
+    return RoomView(open=True, memo=memo)
+
+
+async def signal_room(client: Client, room_id: str, signal: str, arg: object) -> bool:
+    """Signal a room workflow; False if it is gone (closed or unknown)."""
+    handle = client.get_workflow_handle(contracts.room_workflow_id(room_id))
+    try:
+        await handle.signal(signal, arg)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

@@ -74,14 +74,14 @@ def _run_emulator(settings: Settings, args: argparse.Namespace) -> int:
     from livekit_emulator.__main__ import main as emulator_main
 
     defaults: list[str] = []
+    environ = dict(os.environ)
     if settings.livekit_api_key:
         defaults += ["--api-key", settings.livekit_api_key]
     if settings.livekit_api_secret:
-        # The emulator reads its secret from the environment (never from a command line).
-        os.environ["LIVEKIT_API_SECRET"] = reveal(settings.livekit_api_secret)
+        # The emulator takes its secret from the environment (never from a command line).
+        environ["LIVEKIT_API_SECRET"] = reveal(settings.livekit_api_secret)
     # Arguments given on the command line come last, so they win over the settings.
-    emulator_main([*defaults, *args.emulator_args])
-    return EXIT_OK
+    return emulator_main([*defaults, *args.emulator_args], environ=environ)
 
 
 def _run_dev(settings: Settings, args: argparse.Namespace) -> int:
@@ -249,13 +249,29 @@ def _run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
             key_values(
                 [
                     ("managed rules", report.managed_rules),
-                    ("orphans deleted", ", ".join(report.orphans_deleted) or "-"),
-                    ("rooms told", len(report.rooms_notified)),
+                    ("orphans deleted", _counted(report.orphans_deleted, report.orphan_sample)),
+                    ("rooms told", _counted(report.rooms_notified, report.notified_sample)),
+                    (
+                        "sessions repaired",
+                        _counted(report.sessions_repaired, report.repaired_sample),
+                    ),
+                    ("leases checked", report.leases_checked),
+                    ("leases released", _counted(report.leases_released, report.released_sample)),
+                    ("pages", f"{report.pages} in {report.runs} run(s)"),
                 ]
             )
         )
 
     return _rooms(settings, args, lambda c: c.reconcile(), render)
+
+
+def _counted(count: int, sample: list[str]) -> str:
+    """`3 (a, b, c)`, or `25 (a, b, … 5 more)` when the sample is a part of them."""
+    if not count:
+        return "0"
+    shown = ", ".join(sample)
+    more = count - len(sample)
+    return f"{count} ({shown}{f', … {more} more' if more > 0 else ''})"
 
 
 def _run_rooms_unregister(settings: Settings, args: argparse.Namespace) -> int:
@@ -284,9 +300,10 @@ def _run_rooms_list(settings: Settings, args: argparse.Namespace) -> int:
 # --- call -------------------------------------------------------------------------------------
 
 REFUSALS = {
-    "no_trunk": "no inbound trunk owns this number (check the number, or create a trunk)",
-    "no_rules": "no dispatch rule applies: the room is not open to phone calls right now "
-    "(start the room, or use ROOM_TELEPHONY_DISPATCH_MODE=always)",
+    "no_trunk": "not answered: no inbound trunk owns this number (check the number, or create "
+    "a trunk)",
+    "no_answer": "not answered: no dispatch rule applies to this trunk at all, so LiveKit SIP "
+    "drops the call (the caller hears ringing, then nothing)",
     "invalid_pin": "the PIN is not 1-16 digits",
     "wrong_pin": "no open room has this PIN (is the room started? was the PIN rotated?)",
 }

@@ -84,7 +84,26 @@ DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
         "Worker Prometheus port (Temporal SDK metrics); unset: off",
         ADDED,
     ),
-    "telephony_reconcile_interval": ("Period of the dispatch-rule reconciliation", ADDED),
+    "telephony_reconcile_interval": (
+        "Period of the reconciliation (rules, sessions, leases)",
+        ADDED,
+    ),
+    "telephony_reconcile_page_size": (
+        "Rules, rooms or leases one reconciliation step handles (one activity call)",
+        ADDED,
+    ),
+    "telephony_reconcile_pages_per_run": (
+        "Steps before a reconciliation run continues as new (keeps its history short)",
+        ADDED,
+    ),
+    "telephony_reconcile_concurrency": (
+        "Concurrent LiveKit/Temporal calls inside one reconciliation step",
+        ADDED,
+    ),
+    "telephony_reconcile_lease_grace": (
+        "Age a PIN lease must reach before reconciliation may release it as unlisted",
+        ADDED,
+    ),
     "log_level": ("DEBUG, INFO, WARNING, ERROR or CRITICAL", ADDED),
     "log_format": ("`text` or `json` (one object per line)", ADDED),
 }

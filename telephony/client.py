@@ -197,6 +197,7 @@ class TelephonyClient:
         try:
             report: ReconcileReport = await self.temporal.execute_workflow(
                 contracts.RECONCILE_WORKFLOW,
+                self.settings.reconcile_input(),
                 id=f"{contracts.RECONCILE_WORKFLOW_ID}-manual-{stamp}",
                 task_queue=self.settings.telephony_task_queue,
                 result_type=ReconcileReport,

@@ -25,6 +25,8 @@ UNREGISTER_UPDATE: Final = "unregister"
 LIVEKIT_EVENT_SIGNAL: Final = "livekit_event"
 OBSERVED_RULES_SIGNAL: Final = "observed_rules"
 STATUS_QUERY: Final = "status"
+# The room's memo (`RoomMemo`): what reconciliation reads without waking the workflow.
+ROOM_MEMO_KEY: Final = "telephony"
 
 PIN_LEASE_WORKFLOW: Final = "PinLeaseWorkflow"
 RELEASE_LEASE_SIGNAL: Final = "release"
@@ -57,11 +59,12 @@ ENSURE_DISPATCH_RULE: Final = "ensure_dispatch_rule"
 DELETE_DISPATCH_RULE: Final = "delete_dispatch_rule"
 CHECK_ROOM_LIVENESS: Final = "check_room_liveness"
 LIST_TRUNK_NUMBERS: Final = "list_trunk_numbers"
-LIST_MANAGED_RULES: Final = "list_managed_rules"
-DRAW_PIN: Final = "draw_pin"
-IS_WORKFLOW_OPEN: Final = "is_workflow_open"
-FILTER_OPEN_ROOMS: Final = "filter_open_rooms"
-LIST_ROOMS_IN_STATE: Final = "list_rooms_in_state"
+LEASE_PIN: Final = "lease_pin"  # a local activity: draw a PIN and start its lease
+# Reconciliation, one page of one stage each (`ReconcileStage`).
+RECONCILE_RULES: Final = "reconcile_rules"
+RECONCILE_ROOMS: Final = "reconcile_rooms"
+RECONCILE_SESSIONS: Final = "reconcile_sessions"
+RECONCILE_LEASES: Final = "reconcile_leases"
 
 # --- `ApplicationError.type` values: what went wrong, for callers that translate errors -------
 
@@ -69,6 +72,7 @@ LIVEKIT_CREDENTIALS_REJECTED: Final = "LiveKitCredentialsRejected"
 LIVEKIT_INVALID_ARGUMENT: Final = "LiveKitInvalidArgument"
 PIN_HELD_BY_ANOTHER_RULE: Final = "PinHeldByAnotherRule"
 PIN_SPACE_EXHAUSTED: Final = "PinSpaceExhausted"
+PIN_TAKEN: Final = "PinTaken"  # a requested PIN is leased by another room
 TELEPHONY_DISABLED: Final = "TelephonyDisabled"
 INVALID_ROOM_ID: Final = "InvalidRoomId"
 ROOM_NOT_REGISTERED: Final = "RoomNotRegistered"
@@ -87,6 +91,13 @@ def running_rooms_query(*, state: str | None = None, task_queue: str | None = No
     query = f"WorkflowType = '{ROOM_WORKFLOW}' AND ExecutionStatus = 'Running'"
     if state is not None:
         query += f" AND {TELEPHONY_STATE.name} = '{state}'"
+    if task_queue:
+        query += f" AND TaskQueue = '{task_queue}'"
+    return query
+
+
+def running_leases_query(*, task_queue: str | None = None) -> str:
+    query = f"WorkflowType = '{PIN_LEASE_WORKFLOW}' AND ExecutionStatus = 'Running'"
     if task_queue:
         query += f" AND TaskQueue = '{task_queue}'"
     return query

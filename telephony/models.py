@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from telephony.pins import PinLength
 
@@ -80,6 +80,19 @@ class LiveKitEventKind(StrEnum):
     ACTIVITY = "activity"  # participant/track events: proof that a session is live
 
 
+def incarnation_time(creation_time_ms: int, creation_time: int) -> datetime | None:
+    """When LiveKit created a room incarnation, from its `Room` fields (milliseconds when given,
+    else seconds); None when neither is usable."""
+    try:
+        if creation_time_ms > 0:
+            return datetime.fromtimestamp(creation_time_ms / 1000, UTC)
+        if creation_time > 0:
+            return datetime.fromtimestamp(creation_time, UTC)
+    except (OverflowError, OSError, ValueError):
+        pass
+    return None
+
+
 class LiveKitEvent(Model):
     """What the webhook gateway signals to a room workflow."""
 
@@ -87,6 +100,14 @@ class LiveKitEvent(Model):
     room_sid: str = Field(min_length=1, max_length=128)
     event_id: str = Field(min_length=1, max_length=128)
     created_at: AwareDatetime
+    # When LiveKit created this incarnation of the room (`room.creation_time_ms`): the same on
+    # every event of one incarnation, so it orders incarnations even within one second
+    # (`created_at` has second precision). None when the sender did not know it.
+    room_created_at: AwareDatetime | None = None
+
+    @property
+    def incarnation_started_at(self) -> datetime:
+        return self.room_created_at or self.created_at
 
 
 class RegisterRoom(Model):
@@ -177,12 +198,37 @@ class EnsureRuleResult(Model):
 class RoomLiveness(Model):
     exists: bool
     sid: str | None = None
+    created_at: AwareDatetime | None = None  # LiveKit's `creation_time_ms` of that incarnation
 
 
 class PinLeaseRequest(Model):
-    pin: str
+    """The input of a PIN lease workflow: only its owner (the PIN is in nothing but its id)."""
+
     owner_workflow_id: str
-    check_interval: timedelta = timedelta(minutes=10)
+
+
+class LeasePinRequest(Model):
+    """Lease a PIN for `owner_room_id`: draw one of `pin_length` digits (up to `max_draws`
+    times), or take `requested_pin` if it is free or already this room's."""
+
+    owner_room_id: str
+    pin_length: PinLength
+    max_draws: int = Field(ge=1)
+    requested_pin: str | None = None
+
+
+class LeasedPin(Model):
+    pin: str
+    lease_id: str  # the lease workflow's id
+
+
+class RoomMemo(Model):
+    """What a room workflow publishes in its memo, read by reconciliation without waking it
+    (describe and visibility return it). Never the PIN."""
+
+    rule_id: str | None = None
+    session_sid: str | None = None
+    lease_ids: list[str] = Field(default_factory=list)
 
 
 class ObservedRules(Model):
@@ -191,9 +237,74 @@ class ObservedRules(Model):
     rule_ids: list[str]
 
 
-class ReconcileReport(Model):
-    """What one reconciliation pass found and did."""
+class ReconcileStage(StrEnum):
+    """The passes of one reconciliation, in order (docs/ARCHITECTURE.md, "Reconciliation")."""
 
-    managed_rules: int
-    orphans_deleted: list[str]
-    rooms_notified: list[str]
+    RULES = "rules"  # LiveKit's managed rules: orphans deleted, rooms told of a difference
+    ROOMS = "rooms"  # rooms that believe they hold a rule: told when LiveKit has lost it
+    SESSIONS = "sessions"  # LiveKit's open rooms: registered rooms told they are live
+    LEASES = "leases"  # running PIN leases: those no room holds any more released
+
+
+REPORT_SAMPLE_SIZE = 20
+
+
+class ReconcileReport(Model):
+    """What a reconciliation pass found and did: counts, and a bounded sample of ids (so the
+    report stays small whatever the number of rooms)."""
+
+    managed_rules: int = 0
+    orphans_deleted: int = 0
+    rooms_notified: int = 0
+    sessions_repaired: int = 0
+    leases_checked: int = 0
+    leases_released: int = 0
+    pages: int = 0
+    runs: int = 1
+    orphan_sample: list[str] = Field(default_factory=list)  # deleted rule ids
+    notified_sample: list[str] = Field(default_factory=list)  # rooms told of their rules
+    repaired_sample: list[str] = Field(default_factory=list)  # rooms told they are live
+    released_sample: list[str] = Field(default_factory=list)  # released lease ids
+
+    @field_validator("orphan_sample", "notified_sample", "repaired_sample", "released_sample")
+    @classmethod
+    def _bounded(cls, ids: list[str]) -> list[str]:
+        return ids[:REPORT_SAMPLE_SIZE]
+
+    def merged(self, page: ReconcileReport) -> ReconcileReport:
+        return ReconcileReport(
+            managed_rules=self.managed_rules + page.managed_rules,
+            orphans_deleted=self.orphans_deleted + page.orphans_deleted,
+            rooms_notified=self.rooms_notified + page.rooms_notified,
+            sessions_repaired=self.sessions_repaired + page.sessions_repaired,
+            leases_checked=self.leases_checked + page.leases_checked,
+            leases_released=self.leases_released + page.leases_released,
+            pages=self.pages + page.pages,
+            runs=self.runs,
+            orphan_sample=self.orphan_sample + page.orphan_sample,
+            notified_sample=self.notified_sample + page.notified_sample,
+            repaired_sample=self.repaired_sample + page.repaired_sample,
+            released_sample=self.released_sample + page.released_sample,
+        )
+
+
+class ReconcileInput(Model):
+    """`ReconcileWorkflow`'s input, and what it carries through continue-as-new."""
+
+    page_size: int = Field(default=1000, ge=1, le=10_000)
+    pages_per_run: int = Field(default=100, ge=1)
+    stage: ReconcileStage = ReconcileStage.RULES
+    cursor: str = ""  # where the stage resumes: a rule id, a visibility page token, a room name
+    report: ReconcileReport = Field(default_factory=ReconcileReport)
+
+
+class ReconcilePageRequest(Model):
+    cursor: str
+    page_size: int = Field(ge=1)
+
+
+class ReconcilePage(Model):
+    """One page of a stage: what it did, and where the next page starts (None: stage done)."""
+
+    report: ReconcileReport
+    next_cursor: str | None

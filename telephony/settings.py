@@ -28,7 +28,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from telephony.contracts import DEFAULT_TASK_QUEUE
 from telephony.dialin import parse_phone_number
 from telephony.durations import parse_duration
-from telephony.models import DispatchMode, RoomPolicy
+from telephony.models import DispatchMode, ReconcileInput, RoomPolicy
 from telephony.pins import PinLength
 
 
@@ -52,6 +52,10 @@ def _duration(value: Any) -> Any:
 
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+# Durations for which 0 means something (no lead time, no grace).
+_ZERO_OK = frozenset({"room_telephony_schedule_lead", "telephony_reconcile_lease_grace"})
 
 
 class SettingsError(Exception):
@@ -106,7 +110,11 @@ class Settings(BaseSettings):
     telephony_gateway_host: str = "127.0.0.1"
     telephony_gateway_port: int = Field(default=8080, ge=0, le=65535)
     telephony_worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
-    telephony_reconcile_interval: Duration = timedelta(minutes=15)
+    telephony_reconcile_interval: Duration = timedelta(minutes=5)
+    telephony_reconcile_page_size: int = Field(default=1000, ge=1, le=10_000)
+    telephony_reconcile_pages_per_run: int = Field(default=100, ge=1, le=1000)
+    telephony_reconcile_concurrency: int = Field(default=20, ge=1, le=500)
+    telephony_reconcile_lease_grace: Duration = timedelta(minutes=10)
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
@@ -144,12 +152,11 @@ class Settings(BaseSettings):
         "room_telephony_liveness_interval",
         "room_telephony_max_session_duration",
         "telephony_reconcile_interval",
+        "telephony_reconcile_lease_grace",
     )
     @classmethod
     def _positive(cls, value: timedelta, info: Any) -> timedelta:
-        if value < timedelta(0) or (
-            value == timedelta(0) and info.field_name != "room_telephony_schedule_lead"
-        ):
+        if value < timedelta(0) or (value == timedelta(0) and info.field_name not in _ZERO_OK):
             raise ValueError("must be a positive duration")
         return value
 
@@ -201,6 +208,13 @@ class Settings(BaseSettings):
     def livekit_http_url(self) -> str | None:
         """LIVEKIT_URL over HTTP: LiveKit URLs may be ws(s)://, its HTTP API is the same place."""
         return http_url(self.livekit_url) if self.livekit_url else None
+
+    def reconcile_input(self) -> ReconcileInput:
+        """How a reconciliation pass pages (the schedule and `meet-telephony reconcile`)."""
+        return ReconcileInput(
+            page_size=self.telephony_reconcile_page_size,
+            pages_per_run=self.telephony_reconcile_pages_per_run,
+        )
 
     def room_policy(self) -> RoomPolicy:
         """The settings a room workflow acts on (workflows cannot read the environment)."""

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -33,9 +33,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import LiveKitActivities, build_activities, open_livekit_api
-from activities.dispatch_rules import INVALID_PIN
+from activities import build_activities, open_livekit_api
+from activities.dispatch_rules import INVALID_PIN, existing_rule_ids, list_rules_after
 from activities.livekit_errors import LIVEKIT_TRANSPORT_ERROR, LIVEKIT_UNAVAILABLE
+from activities.temporal import describe_room
 from livekit_emulator import LiveKitEmulator
 from telephony import contracts
 from telephony.contracts import (
@@ -44,7 +45,13 @@ from telephony.contracts import (
     ROOM_ID_ATTRIBUTE,
     dispatch_rule_name,
 )
-from telephony.models import EnsureRuleRequest, EnsureRuleResult, ManagedRule, RoomLiveness
+from telephony.models import (
+    EnsureRuleRequest,
+    EnsureRuleResult,
+    LeasedPin,
+    LeasePinRequest,
+    RoomLiveness,
+)
 from telephony.settings import Settings
 
 T = TypeVar("T")
@@ -590,7 +597,7 @@ async def test_delete_whose_response_was_lost_still_completes(
 # --- check_room_liveness --------------------------------------------------------------------
 
 
-async def test_liveness_of_an_open_room_reports_its_sid(
+async def test_liveness_of_an_open_room_reports_its_sid_and_creation_time(
     harness: Harness, emulator: LiveKitEmulator
 ) -> None:
     room_id = new_room()
@@ -598,7 +605,11 @@ async def test_liveness_of_an_open_room_reports_its_sid(
 
     liveness = await harness.call(contracts.CHECK_ROOM_LIVENESS, room_id, result_type=RoomLiveness)
 
-    assert liveness == RoomLiveness(exists=True, sid=room.sid)
+    assert liveness == RoomLiveness(
+        exists=True,
+        sid=room.sid,
+        created_at=datetime.fromtimestamp(room.creation_time_ms / 1000, UTC),
+    )
     assert room.sid.startswith("RM_")
 
 
@@ -639,111 +650,148 @@ async def test_trunk_numbers_are_restricted_to_configured_trunks(
     assert numbers == [a, b]
 
 
-# --- list_managed_rules ---------------------------------------------------------------------
+# --- listing rules after a cursor ------------------------------------------------------------
 
 
-def small_pages(settings: Settings, livekit: LiveKitAPI) -> list[Callable[..., Any]]:
-    lk = LiveKitActivities(settings, livekit, rule_page_size=2)
-    return [lk.ensure_dispatch_rule, lk.list_managed_rules]
+async def test_rules_after_a_cursor_come_in_id_order_and_resume_after_the_last_id(
+    harness: Harness,
+) -> None:
+    created = sorted([(await ensure(harness, new_room(), new_pin())).rule_id for _ in range(5)])
+
+    everything = [r.sip_dispatch_rule_id for r in await list_rules_after(harness.livekit.sip, "")]
+    after_second = await list_rules_after(harness.livekit.sip, created[1])
+
+    assert everything == sorted(everything) and set(created) <= set(everything)
+    assert [r.sip_dispatch_rule_id for r in after_second] == [
+        rule for rule in everything if rule > created[1]
+    ]
 
 
-async def test_managed_rules_are_listed_across_pages_without_unmanaged_rules(
+async def test_existing_rule_ids_tells_which_rules_livekit_still_holds(
+    harness: Harness,
+) -> None:
+    kept = (await ensure(harness, new_room(), new_pin())).rule_id
+    gone = (await ensure(harness, new_room(), new_pin())).rule_id
+    await harness.call(contracts.DELETE_DISPATCH_RULE, gone, result_type=bool)
+
+    assert await existing_rule_ids(harness.livekit.sip, [kept, gone]) == {kept}
+
+
+# --- lease_pin ------------------------------------------------------------------------------
+
+
+async def lease(harness: Harness, room_id: str, length: int, draws: int = 5) -> LeasedPin:
+    return await harness.call(
+        contracts.LEASE_PIN,
+        LeasePinRequest(owner_room_id=room_id, pin_length=length, max_draws=draws),
+        result_type=LeasedPin,
+    )
+
+
+async def test_lease_pin_draws_a_pin_of_the_requested_length_and_starts_its_lease(
+    harness: Harness,
+) -> None:
+    room = new_room()
+    leased = await lease(harness, room, 10)
+
+    description = await harness.client.get_workflow_handle(leased.lease_id).describe()
+    assert len(leased.pin) == 10 and leased.pin.isdigit()
+    assert description.status is WorkflowExecutionStatus.RUNNING
+    assert description.typed_search_attributes.get(contracts.TELEPHONY_ROOM_ID) == room
+
+
+async def test_lease_pin_draws_again_while_the_drawn_pin_is_leased_by_another_room(
     start_worker: StartWorker,
 ) -> None:
-    harness = await start_worker(make_activities=small_pages)
-    rooms = {new_room(): new_pin() for _ in range(5)}
-    created = {room_id: await ensure(harness, room_id, pin) for room_id, pin in rooms.items()}
-    unmanaged_room = new_room()
-    unmanaged = await create_unmanaged_rule(harness.livekit, unmanaged_room, new_pin())
+    harness = await start_worker(pin_source=scripted("83726150", "83726150", "19283746"))
+    first = await lease(harness, new_room(), 8)
 
-    listed = await harness.call(contracts.LIST_MANAGED_RULES, result_type=list[ManagedRule])
+    second = await lease(harness, new_room(), 8)
 
-    by_id = {rule.rule_id: rule for rule in listed}
-    assert unmanaged not in by_id
-    for room_id, pin in rooms.items():
-        rule_id = created[room_id].rule_id
-        assert by_id[rule_id] == ManagedRule(
-            rule_id=rule_id, room_id=room_id, room_name=room_id, pin=pin
-        )
-    assert len(by_id) == len(listed)
+    assert (first.pin, second.pin) == ("83726150", "19283746")
 
 
-# --- draw_pin -------------------------------------------------------------------------------
+async def test_lease_pin_gives_a_room_back_the_lease_it_already_holds(
+    start_worker: StartWorker,
+) -> None:
+    harness = await start_worker(pin_source=scripted("56473829", "56473829"))
+    room = new_room()
+    first = await lease(harness, room, 8)
+
+    again = await lease(harness, room, 8, draws=1)  # a retried attempt drawing the same PIN
+
+    assert again == first
 
 
-async def test_draw_pin_returns_digits_of_the_requested_length(harness: Harness) -> None:
-    pin = await harness.call(contracts.DRAW_PIN, 10, result_type=str)
+async def test_lease_pin_fails_for_good_when_every_draw_is_taken(
+    start_worker: StartWorker,
+) -> None:
+    harness = await start_worker(pin_source=scripted(*["74839201"] * 4))
+    await lease(harness, new_room(), 8)
 
-    assert len(pin) == 10
-    assert pin.isdigit()
-
-
-async def test_draw_pin_uses_the_injected_source(start_worker: StartWorker) -> None:
-    sequence = iter(["1111", "1111", "2222"])
-    harness = await start_worker(pin_source=lambda length: next(sequence))
-
-    pins = [await harness.call(contracts.DRAW_PIN, 4, result_type=str) for _ in range(3)]
-
-    assert pins == ["1111", "1111", "2222"]
-
-
-# --- is_workflow_open -----------------------------------------------------------------------
-
-
-async def start_idle(harness: Harness, *, continue_once: bool = False) -> str:
-    workflow_id = f"idle-{uuid.uuid4()}"
-    await harness.client.start_workflow(
-        IdleWorkflow.run, continue_once, id=workflow_id, task_queue=harness.task_queue
+    failure = await harness.fail(
+        contracts.LEASE_PIN,
+        LeasePinRequest(owner_room_id=new_room(), pin_length=8, max_draws=3),
     )
-    return workflow_id
+
+    assert failure.error.type == contracts.PIN_SPACE_EXHAUSTED and failure.error.non_retryable
+    assert "74839201" not in failure.error.message
 
 
-async def test_running_workflow_is_open(harness: Harness) -> None:
-    workflow_id = await start_idle(harness)
-
-    is_open = await harness.call(contracts.IS_WORKFLOW_OPEN, workflow_id, result_type=bool)
-
-    await harness.client.get_workflow_handle(workflow_id).signal(IdleWorkflow.finish)
-    assert is_open is True
+def scripted(*pins: str) -> Callable[[int], str]:
+    sequence = iter(pins)
+    return lambda length: next(sequence)
 
 
-async def test_workflow_that_continued_as_new_is_open(harness: Harness) -> None:
-    workflow_id = f"idle-{uuid.uuid4()}"
-    first = await harness.client.start_workflow(
-        IdleWorkflow.run, True, id=workflow_id, task_queue=harness.task_queue
+# --- describe_room --------------------------------------------------------------------------
+
+
+async def start_idle(harness: Harness, room_id: str, *, continue_once: bool = False) -> Any:
+    return await harness.client.start_workflow(
+        IdleWorkflow.run,
+        continue_once,
+        id=contracts.room_workflow_id(room_id),
+        task_queue=harness.task_queue,
     )
-    latest = harness.client.get_workflow_handle(workflow_id)
+
+
+async def test_a_running_room_workflow_is_open(harness: Harness) -> None:
+    room = new_room()
+    handle = await start_idle(harness, room)
+
+    view = await describe_room(harness.client, room)
+
+    await handle.signal(IdleWorkflow.finish)
+    assert view.open is True
+
+
+async def test_a_room_workflow_that_continued_as_new_is_open(harness: Harness) -> None:
+    room = new_room()
+    first = await start_idle(harness, room, continue_once=True)
+    latest = harness.client.get_workflow_handle(contracts.room_workflow_id(room))
     # The check is about the chain: wait until the first run has handed over to its successor.
     for _ in range(200):
         if (await latest.describe()).run_id != first.first_execution_run_id:
             break
         await asyncio.sleep(0.05)
-    first_run = harness.client.get_workflow_handle(workflow_id, run_id=first.first_execution_run_id)
-    assert (await first_run.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
 
-    is_open = await harness.call(contracts.IS_WORKFLOW_OPEN, workflow_id, result_type=bool)
+    view = await describe_room(harness.client, room)
 
     await latest.signal(IdleWorkflow.finish)
-    assert is_open is True
+    assert view.open is True
 
 
-async def test_completed_workflow_is_not_open(harness: Harness) -> None:
-    workflow_id = await start_idle(harness)
-    handle = harness.client.get_workflow_handle(workflow_id)
+async def test_a_completed_room_workflow_is_closed(harness: Harness) -> None:
+    room = new_room()
+    handle = await start_idle(harness, room)
     await handle.signal(IdleWorkflow.finish)
     await handle.result()
 
-    is_open = await harness.call(contracts.IS_WORKFLOW_OPEN, workflow_id, result_type=bool)
-
-    assert is_open is False
+    assert (await describe_room(harness.client, room)).open is False
 
 
-async def test_unknown_workflow_is_not_open(harness: Harness) -> None:
-    is_open = await harness.call(
-        contracts.IS_WORKFLOW_OPEN, f"never-started-{uuid.uuid4()}", result_type=bool
-    )
-
-    assert is_open is False
+async def test_an_unknown_room_is_closed(harness: Harness) -> None:
+    assert (await describe_room(harness.client, new_room())).open is False
 
 
 # --- wiring ---------------------------------------------------------------------------------
@@ -766,16 +814,16 @@ def test_build_activities_registers_every_activity_name_once() -> None:
             contracts.DELETE_DISPATCH_RULE,
             contracts.CHECK_ROOM_LIVENESS,
             contracts.LIST_TRUNK_NUMBERS,
-            contracts.LIST_MANAGED_RULES,
-            contracts.DRAW_PIN,
-            contracts.IS_WORKFLOW_OPEN,
-            contracts.FILTER_OPEN_ROOMS,
-            contracts.LIST_ROOMS_IN_STATE,
+            contracts.LEASE_PIN,
+            contracts.RECONCILE_RULES,
+            contracts.RECONCILE_ROOMS,
+            contracts.RECONCILE_SESSIONS,
+            contracts.RECONCILE_LEASES,
         ]
     )
 
 
-def test_build_activities_without_temporal_client_leaves_out_is_workflow_open() -> None:
+def test_build_activities_without_temporal_client_leaves_out_those_that_call_temporal() -> None:
     settings = Settings(livekit_url="http://127.0.0.1:1", livekit_api_key="k")
     livekit = object.__new__(LiveKitAPI)
 
@@ -784,4 +832,4 @@ def test_build_activities_without_temporal_client_leaves_out_is_workflow_open() 
         for fn in build_activities(settings, livekit, None)
     }
 
-    assert contracts.IS_WORKFLOW_OPEN not in names
+    assert contracts.LEASE_PIN not in names and contracts.RECONCILE_RULES not in names

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
@@ -256,14 +257,20 @@ async def test_delete_twice_reports_already_gone_the_second_time(real: Real) -> 
     assert (first, second) == (True, False)
 
 
-async def test_liveness_of_an_open_room_reports_its_sid(real: Real) -> None:
+async def test_liveness_of_an_open_room_reports_its_sid_and_creation_time(real: Real) -> None:
     room_id = new_room()
     real.rooms.append(room_id)
     room = await real.lk.room.create_room(api.CreateRoomRequest(name=room_id))
 
     liveness = await real.activities().check_room_liveness(room_id)
 
-    assert liveness == RoomLiveness(exists=True, sid=room.sid)
+    # The real server gives the creation time in milliseconds: it orders incarnations.
+    assert room.creation_time_ms > 0
+    assert liveness == RoomLiveness(
+        exists=True,
+        sid=room.sid,
+        created_at=datetime.fromtimestamp(room.creation_time_ms / 1000, UTC),
+    )
 
 
 async def test_liveness_of_an_unknown_room_is_false(real: Real) -> None:

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from livekit.api import DeleteSIPDispatchRuleRequest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
@@ -364,3 +365,54 @@ async def test_rejected_livekit_credentials_are_reported_in_the_room_status(
 async def _status_with_error(stack: Stack, room: str) -> RoomStatus | None:
     status = await stack.client.get_status(room)
     return status if status.last_error else None
+
+
+async def test_a_room_registered_while_its_livekit_room_is_live_opens_at_once(
+    stack: Stack,
+) -> None:
+    room = new_room()
+    await stack.emulator.create_room(room, empty_timeout=600)  # its room_started came first
+    await stack.emulator.join_participant(room, "web-alice")
+
+    info = await stack.client.register_room(room)
+
+    await eventually(lambda: len(stack.rules_for(room)) == 1, message="rule without any event")
+    assert (await stack.emulator.simulate_call(info.pin, number=stack.number)).accepted
+
+
+async def test_a_new_session_verifies_a_rule_believed_present_and_recreates_a_lost_one(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    async with telephony_stack(temporal_env, emulator, room_telephony_dispatch_mode="always") as s:
+        room = new_room()
+        info = await s.client.register_room(room)
+        (rule,) = await eventually(lambda: s.rules_for(room), message="always: rule at once")
+        # LiveKit loses its rules (a LiveKit/Redis restart); the room still believes in its own.
+        for held in s.rules_for(room):
+            s.emulator.sip.delete_dispatch_rule(
+                DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=held.sip_dispatch_rule_id)
+            )
+
+        await s.start_room(room)  # the next meeting's room_started
+
+        (recreated,) = await eventually(lambda: s.rules_for(room), message="rule re-created")
+        assert recreated.sip_dispatch_rule_id != rule.sip_dispatch_rule_id
+        assert (await s.emulator.simulate_call(info.pin, number=s.number)).accepted
+
+
+async def test_a_new_session_keeps_a_rule_livekit_still_holds(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    async with telephony_stack(temporal_env, emulator, room_telephony_dispatch_mode="always") as s:
+        room = new_room()
+        await s.client.register_room(room)
+        (rule,) = await eventually(lambda: s.rules_for(room), message="always: rule at once")
+
+        await s.start_room(room)
+        await eventually(lambda: _session_started(s, room), message="the session is recorded")
+
+        assert [r.sip_dispatch_rule_id for r in s.rules_for(room)] == [rule.sip_dispatch_rule_id]
+
+
+async def _session_started(stack: Stack, room: str) -> bool:
+    return (await stack.client.get_status(room)).session is not None

@@ -10,6 +10,7 @@ import pytest
 
 from telephony.models import (
     DispatchMode,
+    LeasedPin,
     LiveKitEvent,
     LiveKitEventKind,
     RoomPolicy,
@@ -53,10 +54,18 @@ _ids = itertools.count()
 
 
 def event(
-    kind: LiveKitEventKind, sid: str, at: datetime = NOW, event_id: str | None = None
+    kind: LiveKitEventKind,
+    sid: str,
+    at: datetime = NOW,
+    event_id: str | None = None,
+    room_created_at: datetime | None = None,
 ) -> LiveKitEvent:
     return LiveKitEvent(
-        kind=kind, room_sid=sid, event_id=event_id or f"EV_{next(_ids)}", created_at=at
+        kind=kind,
+        room_sid=sid,
+        event_id=event_id or f"EV_{next(_ids)}",
+        created_at=at,
+        room_created_at=room_created_at,
     )
 
 
@@ -70,6 +79,9 @@ def session_after(events: list[LiveKitEvent]) -> str | None:
 # --- apply_event --------------------------------------------------------------------------------
 
 EARLY, LATE = NOW - timedelta(minutes=1), NOW
+# Two incarnations within one second (a reconnect: livekit/livekit#2945): same `created_at`
+# second, told apart by the room's creation time in milliseconds.
+FIRST_MS, SECOND_MS = NOW + timedelta(milliseconds=100), NOW + timedelta(milliseconds=700)
 
 # (what happened, in arrival order) -> the live session afterwards
 EVENT_ORDERS: list[tuple[str, list[LiveKitEvent], str | None]] = [
@@ -88,6 +100,13 @@ EVENT_ORDERS: list[tuple[str, list[LiveKitEvent], str | None]] = [
                                                  event(STARTED, "RM_a", EARLY)], None),
     ("finished of an older incarnation", [event(STARTED, "RM_b", LATE),
                                           event(FINISHED, "RM_a", EARLY)], "RM_b"),
+    ("same-second incarnations, the older one late",
+     [event(STARTED, "RM_b", NOW, room_created_at=SECOND_MS),
+      event(STARTED, "RM_a", NOW, room_created_at=FIRST_MS)], "RM_b"),
+    ("same-second incarnations in order",
+     [event(STARTED, "RM_a", NOW, room_created_at=FIRST_MS),
+      event(FINISHED, "RM_a", NOW, room_created_at=FIRST_MS),
+      event(STARTED, "RM_b", NOW, room_created_at=SECOND_MS)], "RM_b"),
 ]  # fmt: skip
 
 
@@ -178,6 +197,7 @@ def test_a_window_opens_exactly_at_its_start_minus_the_lead() -> None:
 
 RULE = RuleRef(rule_id="SDR_1", pin=PIN)
 OLD_RULE = RuleRef(rule_id="SDR_0", pin="87654321")
+OLD_LEASE = LeasedPin(pin="87654321", lease_id="telephony-pin-87654321")
 
 CONVERGED: list[tuple[str, RoomWorkflowState, bool]] = [
     ("idle without a rule", room(), True),
@@ -186,7 +206,7 @@ CONVERGED: list[tuple[str, RoomWorkflowState, bool]] = [
     ("live without a rule", live(room()), False),
     ("live with the rule of an old PIN", live(room(rule=OLD_RULE)), False),
     ("a stray rule to delete", room(stray_rule_ids=["SDR_9"]), False),
-    ("an old PIN to release", room(pins_to_release=["87654321"]), False),
+    ("an old PIN to release", room(leases_to_release=[OLD_LEASE]), False),
     ("unregistering, PIN not yet released", room(phase=RoomPhase.UNREGISTERING), False),
     ("unregistering, all released", room(phase=RoomPhase.UNREGISTERING, pin=None), True),
 ]

@@ -1,5 +1,5 @@
 """Timers on the time-skipping server: liveness checks, max session duration, schedule windows,
-lease self-release. Time moves only when a test skips it (`env.sleep`)."""
+idle rooms and leases holding no timer. Time moves only when a test skips it (`env.sleep`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from telephony.contracts import pin_lease_workflow_id, room_workflow_id
 from telephony.models import (
     LiveKitEvent,
     LiveKitEventKind,
-    PinLeaseRequest,
     RegisterRoom,
     RoomStatus,
     ScheduleWindow,
@@ -55,9 +54,7 @@ async def register(
     )
     status = await handle.execute_update(
         "register",
-        RegisterRoom(
-            room_id=room, policy=stack.settings.room_policy(), schedule=schedule
-        ),
+        RegisterRoom(room_id=room, policy=stack.settings.room_policy(), schedule=schedule),
         result_type=RoomStatus,
     )
     return handle, status
@@ -162,33 +159,57 @@ async def test_a_live_session_keeps_the_rule_past_the_window_until_it_ends(
     await eventually(lambda: stack.rules_for(room) == [], message="closed with the session")
 
 
-async def test_a_lease_releases_itself_when_its_owner_room_workflow_is_gone(
+async def pending_timers(handle: WorkflowHandle[Any, Any]) -> list[int]:
+    """The ids of timers started in the current run and neither fired nor cancelled."""
+    started_ids: list[int] = []
+    ended: set[int] = set()
+    async for event in handle.fetch_history_events():
+        if event.HasField("timer_started_event_attributes"):
+            started_ids.append(event.event_id)
+        elif event.HasField("timer_fired_event_attributes"):
+            ended.add(event.timer_fired_event_attributes.started_event_id)
+        elif event.HasField("timer_canceled_event_attributes"):
+            ended.add(event.timer_canceled_event_attributes.started_event_id)
+    return [timer for timer in started_ids if timer not in ended]
+
+
+async def history_length(handle: WorkflowHandle[Any, Any]) -> int:
+    return len([event async for event in handle.fetch_history_events()])
+
+
+async def test_an_idle_room_has_no_pending_timer_and_does_nothing_for_a_month(
     timed_stack: Stack,
 ) -> None:
-    stack = timed_stack
-    lease = await stack.env.client.start_workflow(
-        "PinLeaseWorkflow",
-        PinLeaseRequest(
-            pin="90817263",
-            owner_workflow_id=room_workflow_id("room-that-never-was"),
-            check_interval=timedelta(minutes=10),
-        ),
-        id=pin_lease_workflow_id("90817263"),
-        task_queue=stack.settings.telephony_task_queue,
-        result_type=str,
+    stack, room = timed_stack, str(uuid.uuid4())
+    handle, _ = await register(stack, room)
+    await eventually(
+        lambda: _memo_published(handle), message="registration reconciled (memo published)"
     )
+    before = await history_length(handle)
 
-    await stack.env.sleep(timedelta(minutes=11))
+    await stack.env.sleep(timedelta(days=30))
 
-    assert await lease.result() == "owner_closed"
+    assert await pending_timers(handle) == []
+    assert await history_length(handle) == before
 
 
-async def test_a_lease_stays_while_its_owner_is_open(timed_stack: Stack) -> None:
+async def test_a_pin_lease_holds_no_timer_and_stays_while_its_room_is_registered(
+    timed_stack: Stack,
+) -> None:
     stack, room = timed_stack, str(uuid.uuid4())
     _, status = await register(stack, room)
     assert status.pin is not None
+    lease = stack.env.client.get_workflow_handle(pin_lease_workflow_id(status.pin))
 
-    await stack.env.sleep(timedelta(minutes=35))
+    await stack.env.sleep(timedelta(days=30))
 
-    lease = await stack.env.client.get_workflow_handle(pin_lease_workflow_id(status.pin)).describe()
-    assert lease.status is WorkflowExecutionStatus.RUNNING
+    assert (await lease.describe()).status is WorkflowExecutionStatus.RUNNING
+    assert [
+        event async for event in lease.fetch_history_events()
+        if event.HasField("timer_started_event_attributes")
+    ] == []  # fmt: skip
+
+
+async def _memo_published(handle: WorkflowHandle[Any, Any]) -> bool:
+    description = await handle.describe()
+    return bool(await description.memo())

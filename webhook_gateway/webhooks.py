@@ -30,7 +30,7 @@ from telephony.client import (
     TelephonyError,
     TelephonyUnavailable,
 )
-from telephony.models import LiveKitEvent, LiveKitEventKind
+from telephony.models import LiveKitEvent, LiveKitEventKind, incarnation_time
 from telephony.settings import Settings, reveal
 from webhook_gateway.authorization import read_authorization
 from webhook_gateway.bodies import read_body
@@ -183,7 +183,13 @@ def _livekit_event(event: WebhookEvent, kind: LiveKitEventKind) -> LiveKitEvent:
     try:
         created_at = datetime.fromtimestamp(event.created_at, UTC)
         return LiveKitEvent(
-            kind=kind, room_sid=event.room.sid, event_id=event.id, created_at=created_at
+            kind=kind,
+            room_sid=event.room.sid,
+            event_id=event.id,
+            created_at=created_at,
+            room_created_at=incarnation_time(
+                event.room.creation_time_ms, event.room.creation_time
+            ),
         )
     except (OverflowError, OSError, ValueError, ValidationError) as exc:
         raise Malformed(f"{event.event} has an invalid field ({type(exc).__name__})") from None

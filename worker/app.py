@@ -18,7 +18,7 @@ from activities import PinSource, build_activities, open_livekit_api
 from telephony.process import EXIT_OK, exit_process, start_process, stop_on_signals
 from telephony.settings import Settings
 from telephony.temporal import connect_temporal
-from worker.schedule import ensure_reconcile_schedule
+from worker.schedule import ensure_reconcile_schedule, reconcile_now
 from worker.search_attributes import ensure_search_attributes
 from workflows.pin_lease import PinLeaseWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -72,6 +72,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     await ensure_search_attributes(client)
     await ensure_reconcile_schedule(client, settings)
     async with running_worker(settings, client):
+        await reconcile_now(client)
         log.info(
             "worker running on task queue %s (namespace %s)",
             settings.telephony_task_queue,

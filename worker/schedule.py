@@ -27,6 +27,7 @@ def reconcile_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             contracts.RECONCILE_WORKFLOW,
+            settings.reconcile_input(),
             id=contracts.RECONCILE_WORKFLOW_ID,
             task_queue=settings.telephony_task_queue,
         ),
@@ -54,3 +55,10 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
             return ScheduleUpdate(schedule=schedule)
 
         await client.get_schedule_handle(contracts.RECONCILE_SCHEDULE_ID).update(update)
+
+
+async def reconcile_now(client: Client) -> None:
+    """One pass right away (at worker start: whatever changed while no worker ran — LiveKit
+    restarted, rules lost — is repaired at once, not at the next interval). A pass already
+    running makes this one skip (the schedule's overlap policy)."""
+    await client.get_schedule_handle(contracts.RECONCILE_SCHEDULE_ID).trigger()

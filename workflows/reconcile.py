@@ -1,13 +1,16 @@
-"""`ReconcileWorkflow`: compares LiveKit's managed dispatch rules with the room workflows.
+"""`ReconcileWorkflow`: brings LiveKit's dispatch rules, the rooms' sessions and the PIN leases
+back in step with the room workflows, page by page.
 
-Rules of rooms whose workflow is closed or unknown are orphans and are deleted here. Open rooms
-are told what LiveKit holds for them (`observed_rules`) and decide themselves: re-create a rule
-that vanished, delete a stray one. Deciding in the room keeps one writer per room's rule.
+Each page is one activity (`activities/reconcile.py`) that acts on up to `page_size` items and
+returns counts and a cursor; the workflow only walks the stages and pages, and continues as new
+every `pages_per_run` pages. A run's history is therefore bounded by the pages, not the rooms:
+about 6 events per page, so at most ~6 * pages_per_run + 10 events per run (610 with the
+defaults), whatever the number of rooms. Deciding in the rooms (they are told, and repair their
+own rule) keeps one writer per rule.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 
 from temporalio import workflow
@@ -15,73 +18,70 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from telephony import contracts
-    from telephony.models import ManagedRule, ObservedRules, ReconcileReport, TelephonyState
+    from telephony.models import (
+        ReconcileInput,
+        ReconcilePage,
+        ReconcilePageRequest,
+        ReconcileReport,
+        ReconcileStage,
+    )
 
-CALL_TIMEOUT = timedelta(minutes=2)
+PAGE_TIMEOUT = timedelta(minutes=5)
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=20)
+
+STAGES = list(ReconcileStage)
+ACTIVITY_OF_STAGE = {
+    ReconcileStage.RULES: contracts.RECONCILE_RULES,
+    ReconcileStage.ROOMS: contracts.RECONCILE_ROOMS,
+    ReconcileStage.SESSIONS: contracts.RECONCILE_SESSIONS,
+    ReconcileStage.LEASES: contracts.RECONCILE_LEASES,
+}
 
 
 @workflow.defn(name=contracts.RECONCILE_WORKFLOW)
 class ReconcileWorkflow:
     @workflow.run
-    async def run(self) -> ReconcileReport:
-        rules = await workflow.execute_activity(
-            contracts.LIST_MANAGED_RULES,
-            result_type=list[ManagedRule],
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RETRY,
-        )
-        rule_ids_by_room: dict[str, list[str]] = defaultdict(list)
-        for rule in rules:
-            rule_ids_by_room[rule.room_id].append(rule.rule_id)
-
-        open_rooms = set(
-            await workflow.execute_activity(
-                contracts.FILTER_OPEN_ROOMS,
-                sorted(rule_ids_by_room),
-                result_type=list[str],
-                start_to_close_timeout=CALL_TIMEOUT,
+    async def run(self, input: ReconcileInput | None = None) -> ReconcileReport:
+        state = input or ReconcileInput()
+        stage: ReconcileStage | None = state.stage
+        cursor, report = state.cursor, state.report
+        pages = 0
+        while stage is not None:
+            if pages >= state.pages_per_run:
+                workflow.continue_as_new(
+                    state.model_copy(
+                        update={
+                            "stage": stage,
+                            "cursor": cursor,
+                            "report": report.model_copy(update={"runs": report.runs + 1}),
+                        }
+                    )
+                )
+            page = await workflow.execute_activity(
+                ACTIVITY_OF_STAGE[stage],
+                ReconcilePageRequest(cursor=cursor, page_size=state.page_size),
+                result_type=ReconcilePage,
+                start_to_close_timeout=PAGE_TIMEOUT,
                 retry_policy=RETRY,
             )
+            report = report.merged(page.report)
+            pages += 1
+            if page.next_cursor is None:
+                stage, cursor = _after(stage), ""
+            else:
+                cursor = page.next_cursor
+        workflow.logger.info(
+            "reconciled: %d managed rule(s), %d orphan(s) deleted, %d room(s) told, "
+            "%d session(s) repaired, %d lease(s) released",
+            report.managed_rules,
+            report.orphans_deleted,
+            report.rooms_notified,
+            report.sessions_repaired,
+            report.leases_released,
         )
-        orphans: list[str] = []
-        notified: list[str] = []
-        for room_id, rule_ids in sorted(rule_ids_by_room.items()):
-            if room_id in open_rooms:
-                await self._tell_room(room_id, rule_ids)
-                notified.append(room_id)
-                continue
-            for rule_id in rule_ids:
-                await workflow.execute_activity(
-                    contracts.DELETE_DISPATCH_RULE,
-                    rule_id,
-                    result_type=bool,
-                    start_to_close_timeout=CALL_TIMEOUT,
-                    retry_policy=RETRY,
-                )
-                orphans.append(rule_id)
+        return report
 
-        # Rooms that believe their rule exists but LiveKit has none for them.
-        believed_open = await workflow.execute_activity(
-            contracts.LIST_ROOMS_IN_STATE,
-            TelephonyState.OPEN.value,
-            result_type=list[str],
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=RETRY,
-        )
-        for room_id in sorted(set(believed_open) - set(rule_ids_by_room)):
-            await self._tell_room(room_id, [])
-            notified.append(room_id)
 
-        if orphans:
-            workflow.logger.info("deleted %d orphan dispatch rule(s)", len(orphans))
-        return ReconcileReport(
-            managed_rules=len(rules), orphans_deleted=orphans, rooms_notified=notified
-        )
-
-    async def _tell_room(self, room_id: str, rule_ids: list[str]) -> None:
-        handle = workflow.get_external_workflow_handle(contracts.room_workflow_id(room_id))
-        try:
-            await handle.signal(contracts.OBSERVED_RULES_SIGNAL, ObservedRules(rule_ids=rule_ids))
-        except Exception as exc:
-            workflow.logger.info("room workflow closed before it could be told (%s)", exc)
+def _after(stage: ReconcileStage) -> ReconcileStage | None:
+    index = STAGES.index(stage) + 1
+    return STAGES[index] if index < len(STAGES) else None

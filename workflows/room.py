@@ -13,18 +13,21 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from telephony import contracts
     from telephony.models import (
         EnsureRuleRequest,
         EnsureRuleResult,
+        LeasedPin,
+        LeasePinRequest,
         LiveKitEvent,
+        LiveKitEventKind,
         ObservedRules,
-        PinLeaseRequest,
         RegisterRoom,
         RoomLiveness,
+        RoomMemo,
         RoomStatus,
         Schedule,
         is_valid_room_id,
@@ -45,7 +48,10 @@ ERROR_RETRY_DELAY = timedelta(minutes=1)
 REGISTRATION_GRACE = timedelta(minutes=1)
 # How long an update waits for LiveKit to reflect it before answering with the current state.
 CONVERGENCE_WAIT = timedelta(seconds=30)
-LEASE_CHECK_INTERVAL = timedelta(minutes=10)
+# Leasing a PIN is a local activity (a draw and a Temporal start in the worker, within the
+# update's workflow task): registration costs no extra task round trips.
+LEASE_TIMEOUT = timedelta(seconds=30)
+LEASE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=5))
 
 
 @workflow.defn(name=contracts.ROOM_WORKFLOW)
@@ -57,6 +63,7 @@ class RoomTelephonyWorkflow:
         self.pin_lock = asyncio.Lock()
         self.changed = False
         self.published_state: str | None = None
+        self.published_memo: RoomMemo | None = None
 
     @workflow.run
     async def run(self, input: RoomWorkflowInput) -> RoomStatus:
@@ -106,7 +113,7 @@ class RoomTelephonyWorkflow:
         async with self.pin_lock:
             if state.pin is None:
                 try:
-                    state.pin = await self._lease_new_pin()
+                    leased = await self._lease_pin()
                 except ApplicationError:
                     # No PIN: a first registration fails the run, a re-registration leaves
                     # the room to finish unregistering.
@@ -114,6 +121,10 @@ class RoomTelephonyWorkflow:
                         RoomPhase.FAILED if phase_before is RoomPhase.NEW else phase_before
                     )
                     raise
+                state.pin, state.lease_id = leased.pin, leased.lease_id
+            if phase_before is RoomPhase.NEW:
+                # Its room_started may have come before the registration (and been ignored).
+                state.liveness_check_pending = True
             state.phase = RoomPhase.REGISTERED
         self._wake()
         return state.status()
@@ -133,11 +144,12 @@ class RoomTelephonyWorkflow:
 
     @workflow.update(name=contracts.ROTATE_PIN_UPDATE)
     async def rotate_pin(self) -> RoomStatus:
+        state = self.state
         async with self.pin_lock:
-            old_pin = self.state.pin
-            self.state.pin = await self._lease_new_pin()
-            if old_pin is not None:
-                self.state.pins_to_release.append(old_pin)
+            leased = await self._lease_pin()
+            if state.pin is not None and state.lease_id is not None:
+                state.leases_to_release.append(LeasedPin(pin=state.pin, lease_id=state.lease_id))
+            state.pin, state.lease_id = leased.pin, leased.lease_id
         self._wake()
         await self._wait_converged()
         return self.state.status()
@@ -197,43 +209,37 @@ class RoomTelephonyWorkflow:
 
     # --- PIN leases ---------------------------------------------------------------------------
 
-    async def _lease_new_pin(self) -> str:
-        """Draw PINs until a lease starts; the lease's workflow id is the uniqueness check."""
+    async def _lease_pin(self) -> LeasedPin:
+        """A PIN whose lease has started (the lease's workflow id is the uniqueness check).
+
+        Raises `ApplicationError` (e.g. `PinSpaceExhausted`), which fails the update only.
+        """
         policy = self.state.policy
         assert policy is not None
-        owner = workflow.info().workflow_id
-        for _ in range(policy.pin_max_retries):
-            pin: str = await workflow.execute_activity(
-                contracts.DRAW_PIN,
-                policy.pin_length,
-                result_type=str,
-                start_to_close_timeout=timedelta(seconds=10),
+        try:
+            leased: LeasedPin = await workflow.execute_local_activity(
+                contracts.LEASE_PIN,
+                LeasePinRequest(
+                    owner_room_id=self.state.room_id,
+                    pin_length=policy.pin_length,
+                    max_draws=policy.pin_max_retries,
+                ),
+                result_type=LeasedPin,
+                start_to_close_timeout=LEASE_TIMEOUT,
+                retry_policy=LEASE_RETRY,
+                schedule_to_close_timeout=LEASE_TIMEOUT * 2,
             )
-            try:
-                await workflow.start_child_workflow(
-                    PinLeaseWorkflow.run,
-                    PinLeaseRequest(
-                        pin=pin, owner_workflow_id=owner, check_interval=LEASE_CHECK_INTERVAL
-                    ),
-                    id=contracts.pin_lease_workflow_id(pin),
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                )
-            except WorkflowAlreadyStartedError:
-                workflow.logger.info("drawn PIN is leased by another room; drawing again")
-                continue
-            return pin
-        raise ApplicationError(
-            f"no free {policy.pin_length}-digit PIN found in {policy.pin_max_retries} draws; "
-            "raise ROOM_TELEPHONY_PIN_LENGTH (or ROOM_TELEPHONY_PIN_MAX_RETRIES)",
-            type=contracts.PIN_SPACE_EXHAUSTED,
-            non_retryable=True,
-        )
+        except ActivityError as err:
+            if isinstance(err.cause, ApplicationError):
+                raise err.cause from None
+            raise ApplicationError(f"no PIN could be leased: {err.cause}") from None
+        return leased
 
-    async def _release_leases(self, pins: list[str]) -> None:
+    async def _release_leases(self, leases: list[LeasedPin]) -> None:
         owner = workflow.info().workflow_id
-        for pin in pins:
+        for leased in leases:
             try:
-                lease = workflow.get_external_workflow_handle(contracts.pin_lease_workflow_id(pin))
+                lease = workflow.get_external_workflow_handle(leased.lease_id)
                 await lease.signal(PinLeaseWorkflow.release, owner)
             except Exception as exc:
                 workflow.logger.info("lease already closed (%s)", type(exc).__name__)
@@ -253,17 +259,22 @@ class RoomTelephonyWorkflow:
                 await self._delete_rule(state.rule.rule_id)
                 state.rule = None
             for rule_id in list(state.stray_rule_ids):
-                await self._delete_rule(rule_id)
+                # Reported as stray while our create was in flight: it is our rule after all.
+                if state.rule is None or rule_id != state.rule.rule_id:
+                    await self._delete_rule(rule_id)
                 state.stray_rule_ids.remove(rule_id)
             # A PIN is free again only once no rule of ours routes it.
-            releasable = [p for p in state.pins_to_release if not self._rule_uses(p)]
-            if state.unregistering and state.rule is None and state.pin is not None:
-                releasable.append(state.pin)
-            if releasable:
-                await self._release_leases(releasable)
-                state.pins_to_release = [p for p in state.pins_to_release if p not in releasable]
-                if state.unregistering and state.pin in releasable:
-                    state.pin = None
+            releasable = [old for old in state.leases_to_release if not self._rule_uses(old.pin)]
+            current: LeasedPin | None = None
+            if state.unregistering and state.rule is None and state.pin and state.lease_id:
+                current = LeasedPin(pin=state.pin, lease_id=state.lease_id)
+            if releasable or current:
+                await self._release_leases([*releasable, *([current] if current else [])])
+                state.leases_to_release = [
+                    old for old in state.leases_to_release if old not in releasable
+                ]
+                if current is not None:
+                    state.pin = state.lease_id = None
             state.last_error = None
             state.retry_at = None
         except ActivityError as err:
@@ -283,8 +294,9 @@ class RoomTelephonyWorkflow:
         if state.session_expired(now):
             workflow.logger.info("session reached the maximum duration; closing it")
             state.end_session()
-        if not state.liveness_check_due(now) or state.session is None:
+        if not state.liveness_check_due(now):
             return
+        asked_at = workflow.now()
         liveness = await workflow.execute_activity(
             contracts.CHECK_ROOM_LIVENESS,
             state.room_id,
@@ -292,32 +304,52 @@ class RoomTelephonyWorkflow:
             start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
             retry_policy=LIVEKIT_RETRY,
         )
-        session = state.session
-        if session is None:  # ended by an event while the check ran
-            return
-        if liveness.exists and liveness.sid == session.sid:
+        state.liveness_check_pending = False
+        session = state.session  # an event may have changed it while the check ran
+        if session is not None and session.opened_at >= asked_at:
+            return  # it began after LiveKit was asked: the answer says nothing about it
+        if session is not None and liveness.exists and liveness.sid == session.sid:
             state.session = session.model_copy(update={"last_liveness_check": workflow.now()})
             return
-        workflow.logger.info("room is no longer live in LiveKit; closing the session")
-        state.end_session()
-        if liveness.exists and liveness.sid and liveness.sid not in state.closed_sids:
-            # A newer incarnation is live (its room_started may still be on its way).
-            state.start_session(liveness.sid, workflow.now(), workflow.now())
+        if session is not None:
+            workflow.logger.info("room is no longer live in LiveKit; closing the session")
+            state.end_session()
+        if liveness.exists and liveness.sid:
+            # A live incarnation this room has not been told about (its room_started may be
+            # late, lost, or older than the registration): the same rules as for an event.
+            started_at = liveness.created_at or workflow.now()
+            state.apply_event(
+                LiveKitEvent(
+                    kind=LiveKitEventKind.ACTIVITY,
+                    room_sid=liveness.sid,
+                    event_id=f"liveness-{liveness.sid}",
+                    created_at=started_at,
+                    room_created_at=started_at,
+                ),
+                workflow.now(),
+            )
 
     async def _ensure_rule(self) -> None:
         state = self.state
         assert state.pin is not None
         current = state.rule
-        if current is not None and current.pin == state.pin:
+        session = state.session
+        verify = session is not None and session.verify_rule
+        up_to_date = current is not None and current.pin == state.pin
+        if up_to_date and not verify:
             return
+        # A rule believed present is looked up by id first (adopted if LiveKit still holds it).
+        known = current.rule_id if current is not None and up_to_date else None
         result = await workflow.execute_activity(
             contracts.ENSURE_DISPATCH_RULE,
-            EnsureRuleRequest(room_id=state.room_id, pin=state.pin),
+            EnsureRuleRequest(room_id=state.room_id, pin=state.pin, known_rule_id=known),
             result_type=EnsureRuleResult,
             start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
             retry_policy=LIVEKIT_RETRY,
         )
         state.rule = RuleRef(rule_id=result.rule_id, pin=state.pin)
+        if session is not None and state.session is session and verify:
+            state.session = session.model_copy(update={"verify_rule": False})
         if current is not None and current.rule_id != result.rule_id:
             # PIN rotated: the new rule routes callers now; the old PIN stops routing.
             await self._delete_rule(current.rule_id)
@@ -376,6 +408,8 @@ class RoomTelephonyWorkflow:
         return self.state.sessions_ended > 0 and self.state.converged(workflow.now())
 
     def _publish_state(self) -> None:
+        """Search attributes for people (the UI, `rooms list`) and the memo for reconciliation,
+        each written only when it changed (every write is a history event)."""
         value = self.state.telephony_state.value
         if value != self.published_state:
             workflow.upsert_search_attributes(
@@ -385,3 +419,7 @@ class RoomTelephonyWorkflow:
                 ]
             )
             self.published_state = value
+        memo = self.state.memo()
+        if memo != self.published_memo:
+            workflow.upsert_memo({contracts.ROOM_MEMO_KEY: memo})
+            self.published_memo = memo

@@ -13,8 +13,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from telephony.models import (
     DispatchMode,
+    LeasedPin,
     LiveKitEvent,
     LiveKitEventKind,
+    RoomMemo,
     RoomPolicy,
     RoomSession,
     RoomStatus,
@@ -41,9 +43,12 @@ class LiveSession(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sid: str
-    started_at: AwareDatetime  # LiveKit's clock (event created_at): orders incarnations
+    started_at: AwareDatetime  # LiveKit's clock (the room's creation time): orders incarnations
     opened_at: AwareDatetime  # workflow clock: liveness and max-duration deadlines
     last_liveness_check: AwareDatetime
+    # The rule was believed present when this session began (`always`, a window): check once
+    # that LiveKit still holds it (a LiveKit restart loses every rule).
+    verify_rule: bool = False
 
 
 class RoomPhase(StrEnum):
@@ -63,8 +68,9 @@ class RoomWorkflowState(BaseModel):
     phase: RoomPhase = RoomPhase.NEW
     policy: RoomPolicy | None = None
     pin: str | None = None
+    lease_id: str | None = None  # the workflow id of `pin`'s lease
     # Old PINs whose leases are released once no rule uses them any more.
-    pins_to_release: list[str] = Field(default_factory=list)
+    leases_to_release: list[LeasedPin] = Field(default_factory=list)
     rule: RuleRef | None = None
     # Managed rules for this room seen in LiveKit that are not `rule`: deleted by reconcile.
     stray_rule_ids: list[str] = Field(default_factory=list)
@@ -72,6 +78,9 @@ class RoomWorkflowState(BaseModel):
     latest_session_started_at: AwareDatetime | None = None
     closed_sids: list[str] = Field(default_factory=list)
     seen_event_ids: list[str] = Field(default_factory=list)
+    # Ask LiveKit once whether the room is live (set on registration: its room_started may have
+    # come before the room was registered, and been ignored).
+    liveness_check_pending: bool = False
     schedule: list[ScheduleWindow] = Field(default_factory=list)
     sessions_ended: int = 0  # since this run started; a finished session ends the run
     last_error: str | None = None
@@ -100,22 +109,26 @@ class RoomWorkflowState(BaseModel):
         if self.session is not None:
             if self.session.sid == event.room_sid:
                 return False
-            if event.created_at < self.session.started_at:
+            if event.incarnation_started_at < self.session.started_at:
                 self._close_sid(event.room_sid)  # an older incarnation than the live one
                 return False
             self.end_session()  # a newer incarnation replaces the live one
         elif (
             self.latest_session_started_at is not None
-            and event.created_at < self.latest_session_started_at
+            and event.incarnation_started_at < self.latest_session_started_at
         ):
             self._close_sid(event.room_sid)  # older than a session already seen: stale
             return False
-        self.start_session(event.room_sid, event.created_at, now)
+        self.start_session(event.room_sid, event.incarnation_started_at, now)
         return True
 
     def start_session(self, sid: str, started_at: datetime, now: datetime) -> None:
         self.session = LiveSession(
-            sid=sid, started_at=started_at, opened_at=now, last_liveness_check=now
+            sid=sid,
+            started_at=started_at,
+            opened_at=now,
+            last_liveness_check=now,
+            verify_rule=self.rule is not None,
         )
         if self.latest_session_started_at is None or started_at > self.latest_session_started_at:
             self.latest_session_started_at = started_at
@@ -159,7 +172,7 @@ class RoomWorkflowState(BaseModel):
 
     def converged(self, now: datetime) -> bool:
         """LiveKit matches the desired state and no lease waits for release."""
-        if self.stray_rule_ids or self.pins_to_release:
+        if self.stray_rule_ids or self.leases_to_release:
             return False
         if self.unregistering and self.pin is not None:
             return False  # the PIN's lease is released last
@@ -193,6 +206,8 @@ class RoomWorkflowState(BaseModel):
         )
 
     def liveness_check_due(self, now: datetime) -> bool:
+        if self.liveness_check_pending:
+            return True
         return (
             self.session is not None
             and self.policy is not None
@@ -206,6 +221,14 @@ class RoomWorkflowState(BaseModel):
         if not self.registered:  # every other phase has no phone access
             return TelephonyState.CLOSED
         return TelephonyState.OPEN if self.rule is not None else TelephonyState.IDLE
+
+    def memo(self) -> RoomMemo:
+        leases = [self.lease_id] if self.lease_id else []
+        return RoomMemo(
+            rule_id=self.rule.rule_id if self.rule else None,
+            session_sid=self.session.sid if self.session else None,
+            lease_ids=[*leases, *(old.lease_id for old in self.leases_to_release)],
+        )
 
     def status(self) -> RoomStatus:
         return RoomStatus(
