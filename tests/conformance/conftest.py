@@ -143,14 +143,24 @@ class Resources:
 
 
 async def rule_sorting_before(
-    res: Resources, rule_id: str, trunk_ids: list[str] | None = None, attempts: int = 60
+    res: Resources,
+    make_rule: Callable[[], Awaitable[SIPDispatchRuleInfo]],
+    trunk_ids: list[str] | None = None,
+    attempts: int = 60,
 ) -> SIPDispatchRuleInfo:
-    """Create rules (fresh PINs) until one's id sorts before `rule_id` (ids are random)."""
-    for _ in range(attempts):
-        filler = await res.rule(direct_rule(unique_pin(), trunk_ids=trunk_ids, name="filler"))
-        if filler.sip_dispatch_rule_id < rule_id:
-            return filler
-    raise AssertionError(f"no rule id sorted before {rule_id} in {attempts} tries")
+    """`make_rule()`'s rule, and a filler rule (fresh PIN, on `trunk_ids`) whose id sorts
+    before it. Ids are random: fillers are created until one sorts first, and a rule whose id
+    sorts so low that none does is deleted and made again. Returns the rule."""
+    for _ in range(5):
+        rule = await make_rule()
+        for _ in range(attempts):
+            filler = await res.rule(direct_rule(unique_pin(), trunk_ids=trunk_ids, name="filler"))
+            if filler.sip_dispatch_rule_id < rule.sip_dispatch_rule_id:
+                return rule
+        await res.lk.sip.delete_dispatch_rule(
+            DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id)
+        )
+    raise AssertionError(f"no pair of rules in id order after {5 * attempts} tries")
 
 
 async def rule_sorting_first(

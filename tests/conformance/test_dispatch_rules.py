@@ -123,8 +123,9 @@ async def test_create_conflict_names_the_new_rule_when_another_candidate_sorts_f
     resources: Resources,
 ) -> None:
     pin = unique_pin()
-    holder = await resources.rule(direct_rule(pin, name=unique_name("holder")))
-    await rule_sorting_before(resources, holder.sip_dispatch_rule_id)
+    await rule_sorting_before(
+        resources, lambda: resources.rule(direct_rule(pin, name=unique_name("holder")))
+    )
     with pytest.raises(api.TwirpError) as err:
         await resources.rule(direct_rule(pin, name="newcomer"))
     assert err.value.message == CONFLICT.format(id="<new>", name="newcomer")
@@ -134,8 +135,11 @@ async def test_create_candidates_come_from_the_flat_trunk_ids_only(
     resources: Resources,
 ) -> None:
     pin, trunk, other = unique_pin(), await resources.trunk(), await resources.trunk()
-    holder = await _holder_first_on_trunk(resources, pin, trunk.sip_trunk_id, unique_name("h"))
-    await rule_sorting_before(resources, holder.sip_dispatch_rule_id, [other.sip_trunk_id])
+    await rule_sorting_before(
+        resources,
+        lambda: _holder_first_on_trunk(resources, pin, trunk.sip_trunk_id, unique_name("h")),
+        [other.sip_trunk_id],
+    )
     with pytest.raises(api.TwirpError) as err:
         # The dispatch_rule form leaves the flat trunk_ids empty: every rule is a candidate.
         await resources.rule(direct_rule(pin, trunk_ids=[trunk.sip_trunk_id], name="newcomer"))
