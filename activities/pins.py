@@ -82,6 +82,7 @@ class PinActivities:
                 PinLeaseRequest(owner_workflow_id=owner),
                 id=lease_id,
                 task_queue=self._task_queue,
+                request_eager_start=True,
                 # The owner, for reconciliation's lease listing (never the PIN).
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(contracts.TELEPHONY_ROOM_ID, room_id)]

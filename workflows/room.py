@@ -52,6 +52,8 @@ CONVERGENCE_WAIT = timedelta(seconds=30)
 # update's workflow task): registration costs no extra task round trips.
 LEASE_TIMEOUT = timedelta(seconds=30)
 LEASE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=5))
+# The registration's liveness check, beside the lease: past this, the run loop asks instead.
+LIVENESS_PROBE_TIMEOUT = timedelta(seconds=2)
 
 
 @workflow.defn(name=contracts.ROOM_WORKFLOW)
@@ -62,16 +64,26 @@ class RoomTelephonyWorkflow:
         # Serializes PIN allocation between concurrent register/rotate handlers.
         self.pin_lock = asyncio.Lock()
         self.changed = False
-        self.published_state: str | None = None
+        # What the search attributes already say (the client sets them at start): each upsert
+        # is a history event and a visibility write, so none is repeated.
+        self.published_state = workflow.info().typed_search_attributes.get(
+            contracts.TELEPHONY_STATE
+        )
         self.published_memo: RoomMemo | None = None
+        self.registering = False  # the first registration's update is being handled
+        self.liveness_probe: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, input: RoomWorkflowInput) -> RoomStatus:
         if self.state.phase is RoomPhase.NEW:
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self.state.phase is not RoomPhase.NEW, timeout=REGISTRATION_GRACE
-                )
+            if self.registering:
+                # Started by update-with-start: its update is already running (no timer).
+                await workflow.wait_condition(lambda: self.state.phase is not RoomPhase.NEW)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self.state.phase is not RoomPhase.NEW, timeout=REGISTRATION_GRACE
+                    )
             if self.state.phase in (RoomPhase.NEW, RoomPhase.FAILED):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self.state.status()
@@ -106,6 +118,12 @@ class RoomTelephonyWorkflow:
         if request.schedule is not None:
             state.schedule = list(request.schedule)
         phase_before = state.phase
+        if phase_before is RoomPhase.NEW:
+            self.registering = True
+            # Its room_started may have come before the registration (and been ignored): ask
+            # LiveKit now, beside the PIN lease, within this same workflow task.
+            state.liveness_check_pending = True
+            self.liveness_probe = asyncio.create_task(self._probe_liveness())
         if phase_before is RoomPhase.UNREGISTERING:
             # Registered again before the previous unregistration finished: the room lives on
             # (set before any await, so the run loop does not end the run meanwhile).
@@ -122,9 +140,6 @@ class RoomTelephonyWorkflow:
                     )
                     raise
                 state.pin, state.lease_id = leased.pin, leased.lease_id
-            if phase_before is RoomPhase.NEW:
-                # Its room_started may have come before the registration (and been ignored).
-                state.liveness_check_pending = True
             state.phase = RoomPhase.REGISTERED
         self._wake()
         return state.status()
@@ -294,7 +309,8 @@ class RoomTelephonyWorkflow:
         if state.session_expired(now):
             workflow.logger.info("session reached the maximum duration; closing it")
             state.end_session()
-        if not state.liveness_check_due(now):
+        probing = self.liveness_probe is not None and not self.liveness_probe.done()
+        if probing or not state.liveness_check_due(now):
             return
         asked_at = workflow.now()
         liveness = await workflow.execute_activity(
@@ -304,6 +320,32 @@ class RoomTelephonyWorkflow:
             start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
             retry_policy=LIVEKIT_RETRY,
         )
+        self._apply_liveness(liveness, asked_at)
+
+    async def _probe_liveness(self) -> None:
+        """The registration's look at LiveKit: a local activity running beside the PIN lease,
+        so it costs no task round trip. Failed (or slow: LiveKit must not delay registration),
+        it leaves the check to the run loop, as a regular activity with retries."""
+        asked_at = workflow.now()
+        try:
+            liveness = await workflow.execute_local_activity(
+                contracts.CHECK_ROOM_LIVENESS,
+                self.state.room_id,
+                result_type=RoomLiveness,
+                start_to_close_timeout=LIVENESS_PROBE_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ActivityError as err:
+            workflow.logger.info("registration's liveness check failed (%s)", err.cause)
+        else:
+            await workflow.wait_condition(lambda: self.state.phase is not RoomPhase.NEW)
+            if self.state.registered and self.state.liveness_check_pending:
+                self._apply_liveness(liveness, asked_at)
+        self._wake()
+
+    def _apply_liveness(self, liveness: RoomLiveness, asked_at: datetime) -> None:
+        """What LiveKit said about the room (asked at `asked_at`) applied to the session."""
+        state = self.state
         state.liveness_check_pending = False
         session = state.session  # an event may have changed it while the check ran
         if session is not None and session.opened_at >= asked_at:
