@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio.client import (
@@ -41,6 +41,7 @@ from telephony.models import (
     TelephonyConfig,
     TelephonyState,
     is_valid_room_id,
+    schedule_problem,
 )
 from telephony.settings import Settings
 from telephony.temporal import connect_temporal
@@ -125,6 +126,8 @@ class TelephonyClient:
         self._check_room_id(room_id)
         if not self.settings.room_telephony_enabled:
             raise TelephonyDisabled("telephony is disabled (ROOM_TELEPHONY_ENABLED is false)")
+        if schedule is not None:
+            _check_schedule(schedule)
         request = RegisterRoom(
             room_id=room_id,
             policy=self.settings.room_policy(),
@@ -173,6 +176,7 @@ class TelephonyClient:
         return await self.dial_in(await self._update(room_id, contracts.ROTATE_PIN_UPDATE))
 
     async def set_schedule(self, room_id: str, windows: Sequence[ScheduleWindow]) -> DialInInfo:
+        _check_schedule(windows)
         schedule = Schedule(windows=list(windows))
         status = await self._update(room_id, contracts.SET_SCHEDULE_UPDATE, schedule)
         return await self.dial_in(status)
@@ -314,6 +318,12 @@ class TelephonyClient:
         except RuntimeError as exc:  # connection lost inside the SDK's core
             raise TelephonyUnavailable(f"Temporal is unavailable: {exc}") from None
         return result
+
+
+def _check_schedule(windows: Sequence[ScheduleWindow]) -> None:
+    problem = schedule_problem(list(windows), datetime.now(UTC))
+    if problem is not None:
+        raise InvalidSchedule(problem)
 
 
 def _raise_translated(room_id: str, cause: BaseException | None) -> NoReturn:

@@ -21,6 +21,13 @@ def is_valid_room_id(room_id: str) -> bool:
     return bool(_ROOM_ID.match(room_id))
 
 
+# Upper bounds of the durations a room acts on (settings refuse more): large enough for any real
+# use, small enough that workflow date arithmetic never overflows.
+MAX_SCHEDULE_LEAD = timedelta(days=7)
+MAX_LIVENESS_INTERVAL = timedelta(days=1)
+MAX_SESSION_DURATION = timedelta(days=31)
+
+
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -57,6 +64,25 @@ class Schedule(Model):
     windows: list[ScheduleWindow] = Field(default_factory=list, max_length=MAX_SCHEDULE_WINDOWS)
 
 
+# How far from now a window may lie: anything else is a mistake (or an attack), refused at the
+# edge and again by the workflow's validators, so that no date arithmetic can overflow there.
+SCHEDULE_PAST_LIMIT = timedelta(days=1)
+SCHEDULE_FUTURE_LIMIT = timedelta(days=731)
+
+
+def schedule_problem(windows: list[ScheduleWindow], now: datetime) -> str | None:
+    """Why these windows cannot be a room's schedule at `now`, or None."""
+    earliest, latest = now - SCHEDULE_PAST_LIMIT, now + SCHEDULE_FUTURE_LIMIT
+    for index, window in enumerate(windows):
+        if window.starts_at < earliest or window.ends_at > latest:
+            return (
+                f"window {index}: windows must lie between now - 1 day and now + 2 years "
+                f"({earliest.isoformat(timespec='seconds')} to "
+                f"{latest.isoformat(timespec='seconds')})"
+            )
+    return None
+
+
 class RoomPolicy(Model):
     """The settings a room workflow acts on, passed in by the registering client
     (`Settings.room_policy()`).
@@ -67,11 +93,11 @@ class RoomPolicy(Model):
 
     enabled: bool
     pin_length: PinLength
-    pin_max_retries: int = Field(ge=1)
+    pin_max_retries: int = Field(ge=1, le=100)
     dispatch_mode: DispatchMode
-    schedule_lead: timedelta
-    liveness_interval: timedelta
-    max_session_duration: timedelta
+    schedule_lead: timedelta = Field(ge=timedelta(0), le=MAX_SCHEDULE_LEAD)
+    liveness_interval: timedelta = Field(gt=timedelta(0), le=MAX_LIVENESS_INTERVAL)
+    max_session_duration: timedelta = Field(gt=timedelta(0), le=MAX_SESSION_DURATION)
 
 
 class LiveKitEventKind(StrEnum):

@@ -28,7 +28,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from telephony.contracts import DEFAULT_TASK_QUEUE
 from telephony.dialin import parse_phone_number
 from telephony.durations import parse_duration
-from telephony.models import DispatchMode, ReconcileInput, RoomPolicy
+from telephony.models import (
+    MAX_LIVENESS_INTERVAL,
+    MAX_SCHEDULE_LEAD,
+    MAX_SESSION_DURATION,
+    DispatchMode,
+    ReconcileInput,
+    RoomPolicy,
+)
 from telephony.pins import PinLength
 
 
@@ -85,9 +92,15 @@ class Settings(BaseSettings):
     room_telephony_discover_numbers: bool = False
     room_telephony_hide_phone_number: bool = False
     room_telephony_dispatch_mode: DispatchMode = DispatchMode.WHILE_ACTIVE
-    room_telephony_schedule_lead: Duration = timedelta(minutes=10)
-    room_telephony_liveness_interval: Duration = timedelta(minutes=5)
-    room_telephony_max_session_duration: Duration = timedelta(hours=24)
+    room_telephony_schedule_lead: Duration = Field(
+        default=timedelta(minutes=10), le=MAX_SCHEDULE_LEAD
+    )
+    room_telephony_liveness_interval: Duration = Field(
+        default=timedelta(minutes=5), le=MAX_LIVENESS_INTERVAL
+    )
+    room_telephony_max_session_duration: Duration = Field(
+        default=timedelta(hours=24), le=MAX_SESSION_DURATION
+    )
 
     livekit_url: str | None = Field(
         default=None, validation_alias=AliasChoices("livekit_url", "livekit_api_url")

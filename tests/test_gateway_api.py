@@ -130,6 +130,34 @@ async def test_a_schedule_window_ending_before_it_starts_is_400(gw: GatewayStack
     assert "ends_at must be after starts_at" in reply.json["message"]
 
 
+ANCIENT_WINDOW = {"starts_at": "0001-01-01T00:00:00+14:00", "ends_at": "0001-01-01T23:59:59Z"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ANCIENT_WINDOW,
+        window(timedelta(days=-3)),
+        window(timedelta(days=800)),
+        {"starts_at": "9999-12-31T00:00:00Z", "ends_at": "9999-12-31T23:59:59+00:00"},
+    ],
+    ids=["year-1", "three-days-ago", "beyond-two-years", "year-9999"],
+)
+async def test_a_window_outside_now_minus_a_day_to_two_years_is_400_and_breaks_nothing(
+    gw: GatewayStack, bad: dict[str, str]
+) -> None:
+    room = new_room()
+    await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    on_schedule = await gw.gateway.api("PUT", f"/rooms/{room}/schedule", json={"windows": [bad]})
+    on_register = await gw.gateway.api("PUT", f"/rooms/{new_room()}", json={"schedule": [bad]})
+    after = await gw.gateway.api("GET", f"/rooms/{room}")
+
+    assert (on_schedule.status, on_schedule.json["error"]) == (400, "invalid_schedule")
+    assert (on_register.status, on_register.json["error"]) == (400, "invalid_schedule")
+    assert after.status == 200 and after.json["schedule"] == []
+
+
 async def test_a_body_that_is_not_json_is_400(gw: GatewayStack) -> None:
     reply = await gw.gateway.api("PUT", f"/rooms/{new_room()}", data=b"{schedule: soon")
 

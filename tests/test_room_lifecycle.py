@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from livekit.api import DeleteSIPDispatchRuleRequest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
+from telephony import contracts
 from telephony.client import RoomNotRegistered
 from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
@@ -23,6 +25,7 @@ from telephony.models import (
     LiveKitEventKind,
     RegisterRoom,
     RoomStatus,
+    Schedule,
     ScheduleWindow,
     TelephonyState,
 )
@@ -416,3 +419,24 @@ async def test_a_new_session_keeps_a_rule_livekit_still_holds(
 
 async def _session_started(stack: Stack, room: str) -> bool:
     return (await stack.client.get_status(room)).session is not None
+
+
+async def test_a_window_out_of_bounds_sent_past_the_client_fails_the_update_not_the_room(
+    stack: Stack,
+) -> None:
+    room = new_room()
+    await stack.client.register_room(room)
+    ancient = ScheduleWindow(
+        starts_at=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+        ends_at=datetime(1, 1, 1, 23, 59, 59, tzinfo=UTC),
+    )
+
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await stack.handle(room).execute_update(
+            contracts.SET_SCHEDULE_UPDATE, Schedule(windows=[ancient]), result_type=RoomStatus
+        )
+
+    assert isinstance(failed.value.cause, ApplicationError)
+    assert failed.value.cause.type == contracts.INVALID_SCHEDULE
+    status = await stack.client.get_status(room)  # the workflow answers: no task failed
+    assert status.registered and status.schedule == []

@@ -363,3 +363,20 @@ def test_rejected_value_with_a_newline_still_gives_one_line(
 ) -> None:
     monkeypatch.setenv("ROOM_TELEPHONY_SCHEDULE_LEAD", "PT5M\nPT6M")
     rejection("ROOM_TELEPHONY_SCHEDULE_LEAD")
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("ROOM_TELEPHONY_MAX_SESSION_DURATION", "P32D"),
+        ("ROOM_TELEPHONY_LIVENESS_INTERVAL", "P2D"),
+        ("ROOM_TELEPHONY_SCHEDULE_LEAD", "P8D"),
+        ("ROOM_TELEPHONY_MAX_SESSION_DURATION", "99999999999"),
+    ],
+)
+def test_durations_a_room_acts_on_are_bounded(
+    monkeypatch: pytest.MonkeyPatch, secrets_in_env: None, variable: str, raw: str
+) -> None:
+    # Room workflows add these to dates: unbounded, they could overflow inside a workflow task.
+    monkeypatch.setenv(variable, raw)
+    assert rejection(variable)

@@ -30,7 +30,9 @@ with workflow.unsafe.imports_passed_through():
         RoomMemo,
         RoomStatus,
         Schedule,
+        ScheduleWindow,
         is_valid_room_id,
+        schedule_problem,
     )
     from workflows.pin_lease import PinLeaseWorkflow
     from workflows.state import RoomPhase, RoomWorkflowInput, RoomWorkflowState, RuleRef
@@ -156,6 +158,8 @@ class RoomTelephonyWorkflow:
                 f"{request.room_id!r} is not a valid room id for this workflow",
                 type=contracts.INVALID_ROOM_ID,
             )
+        if request.schedule is not None:
+            self._check_schedule(request.schedule)
 
     @workflow.update(name=contracts.ROTATE_PIN_UPDATE)
     async def rotate_pin(self) -> RoomStatus:
@@ -183,6 +187,13 @@ class RoomTelephonyWorkflow:
     @set_schedule.validator
     def _validate_set_schedule(self, schedule: Schedule) -> None:
         self._require_registered()
+        self._check_schedule(schedule.windows)
+
+    def _check_schedule(self, windows: list[ScheduleWindow]) -> None:
+        # Also checked by the client; here so that no caller can make a workflow task fail.
+        problem = schedule_problem(windows, workflow.now())
+        if problem is not None:
+            raise ApplicationError(problem, type=contracts.INVALID_SCHEDULE)
 
     @workflow.update(name=contracts.UNREGISTER_UPDATE)
     async def unregister(self) -> RoomStatus:

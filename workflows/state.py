@@ -6,7 +6,7 @@ what the room should look like are unit-tested without a server (`tests/test_roo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -156,9 +156,16 @@ class RoomWorkflowState(BaseModel):
 
     # --- desired state ------------------------------------------------------------------------
 
-    def in_scheduled_window(self, now: datetime) -> bool:
+    def opens_at(self, window: ScheduleWindow) -> datetime:
+        """When phone access opens for `window` (its start, less the lead time)."""
         lead = self.policy.schedule_lead if self.policy else timedelta(0)
-        return any(w.starts_at - lead <= now < w.ends_at for w in self.schedule)
+        try:
+            return window.starts_at - lead
+        except OverflowError:  # windows are bounded at the edge; never fail a task regardless
+            return datetime.min.replace(tzinfo=UTC)
+
+    def in_scheduled_window(self, now: datetime) -> bool:
+        return any(self.opens_at(w) <= now < w.ends_at for w in self.schedule)
 
     def rule_wanted(self, now: datetime) -> bool:
         """The dispatch rule should exist: registered and (live, `always`, or in a window)."""
@@ -191,9 +198,8 @@ class RoomWorkflowState(BaseModel):
         if self.session is not None and self.policy is not None:
             deadlines.append(self.session.last_liveness_check + self.policy.liveness_interval)
             deadlines.append(self.session.opened_at + self.policy.max_session_duration)
-        lead = self.policy.schedule_lead if self.policy else timedelta(0)
         for window in self.schedule:
-            for moment in (window.starts_at - lead, window.ends_at):
+            for moment in (self.opens_at(window), window.ends_at):
                 if moment > now:
                     deadlines.append(moment)
         return min(deadlines) if deadlines else None
