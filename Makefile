@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest dev clean
+.PHONY: install test lint typecheck pytest dev clean bench load
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,5 +29,23 @@ test: lint typecheck pytest
 dev: $(STAMP)
 	$(BIN)/meet-telephony dev $(DEV_ARGS)
 
+# Benchmarks (bench/README.md): not part of `make test`; figures, never pass/fail on a timing.
+# BENCH_ARGS e.g. "--temporal both" or "--quick"; sizes also as BENCH_* variables.
+bench:
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Load test (bench/load.py): exits non-zero on any 5xx or lost room. LOAD_ARGS e.g. "--temporal cluster".
+load:
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The whole-system chaos suite (docs/CHAOS.md): `make chaos SEED=7 ROOMS=6 STEPS=60 SEEDS=1`.
+SEED ?= 1
+SEEDS ?= 1
+ROOMS ?= 5
+STEPS ?= 40
+.PHONY: chaos
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos --seed $(SEED) --seeds $(SEEDS) --rooms $(ROOMS) --steps $(STEPS) $(CHAOS_ARGS)

@@ -58,7 +58,9 @@ def build_activities(
     if temporal_client is not None:
         reconcile = ReconcileActivities(settings, livekit_api, temporal_client)
         activities += [
-            PinActivities(temporal_client, settings.telephony_task_queue, pin_source).lease_pin,
+            PinActivities(
+                temporal_client, settings.telephony_task_queue, settings.pin_lease_id, pin_source
+            ).lease_pin,
             reconcile.reconcile_rules,
             reconcile.reconcile_rooms,
             reconcile.reconcile_sessions,

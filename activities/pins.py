@@ -51,11 +51,19 @@ def draw_pin(length: int, source: PinSource = secret_pin) -> str:
 
 
 class PinActivities:
-    """PIN leases on `task_queue`; `source` lets tests force collisions."""
+    """PIN leases on `task_queue`, with ids from `lease_id_of` (`Settings.pin_lease_id`: a keyed
+    hash of the PIN); `source` lets tests force collisions."""
 
-    def __init__(self, client: Client, task_queue: str, source: PinSource | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        lease_id_of: Callable[[str], str],
+        source: PinSource | None = None,
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._lease_id_of = lease_id_of
         self._source = source or secret_pin
 
     @activity.defn(name=contracts.LEASE_PIN)
@@ -63,7 +71,7 @@ class PinActivities:
         owner = contracts.room_workflow_id(request.owner_room_id)
         for _ in range(request.max_draws):
             pin = draw_pin(request.pin_length, self._source)
-            lease_id = contracts.pin_lease_workflow_id(pin)
+            lease_id = self._lease_id_of(pin)
             if await self._start_lease(lease_id, owner, request.owner_room_id):
                 return LeasedPin(pin=pin, lease_id=lease_id)
             activity.logger.info("drawn PIN is leased by another room; drawing again")
@@ -83,6 +91,7 @@ class PinActivities:
                 id=lease_id,
                 task_queue=self._task_queue,
                 request_eager_start=True,
+                static_summary=f"PIN lease of room {room_id}",
                 # The owner, for reconciliation's lease listing (never the PIN).
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(contracts.TELEPHONY_ROOM_ID, room_id)]

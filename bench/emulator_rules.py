@@ -1,9 +1,10 @@
-"""Benchmark: what one dispatch-rule create and one list-all cost on the LiveKit emulator, as the
-number of stored rules grows.
+"""(b) What one dispatch-rule create costs on the LiveKit emulator as the number of stored rules
+grows, against a baseline that does what the original does on every webhook (list every rule,
+filter by name, then create).
 
-Our service creates one rule per room start (no listing); the original design lists every rule
-per event. On the emulator the first should stay flat and the second grow with the rules. The
-rules are the service's own shape: direct, wildcard, a 10-digit PIN, two attributes.
+Our service creates one rule per room start (no listing); the original lists every rule per
+event. On the emulator the first should stay flat and the second grow with the rules. The rules
+are the service's own shape: direct, wildcard, a 10-digit PIN, two attributes.
 
     .venv/bin/python -m bench.emulator_rules [--sizes 0,1000,10000] [--creates 200] [--lists 20]
 
@@ -16,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import json
 import time
-from collections.abc import Callable
+from typing import Any
 
 from livekit import api
 from livekit.protocol.sip import (
@@ -30,6 +31,7 @@ from livekit.protocol.sip import (
     SIPDispatchRuleInfo,
 )
 
+from bench.stats import ratio, summary
 from livekit_emulator import LiveKitEmulator
 
 API_KEY = "bench"
@@ -48,15 +50,10 @@ def rule(index: int) -> SIPDispatchRuleInfo:
     )
 
 
-async def fill(emu: LiveKitEmulator, start: int, stop: int) -> None:
+def fill(emu: LiveKitEmulator, start: int, stop: int) -> None:
+    """Store rules `start`..`stop-1` directly (no HTTP: filling is not what is measured)."""
     for index in range(start, stop):
-        await emu.create_dispatch_rule(rule(index))
-
-
-def ms(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
-    return f"p50 {statistics.median(ordered) * 1000:7.2f} ms  p95 {p95 * 1000:7.2f} ms"
+        emu.sip.create_dispatch_rule(CreateSIPDispatchRuleRequest(dispatch_rule=rule(index)))
 
 
 async def time_creates(lk: api.LiveKitAPI, first_index: int, count: int) -> list[float]:
@@ -65,6 +62,25 @@ async def time_creates(lk: api.LiveKitAPI, first_index: int, count: int) -> list
         request = CreateSIPDispatchRuleRequest(dispatch_rule=rule(index))
         started = time.perf_counter()
         created = await lk.sip.create_dispatch_rule(request)
+        samples.append(time.perf_counter() - started)
+        await lk.sip.delete_dispatch_rule(
+            DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=created.sip_dispatch_rule_id)
+        )
+    return samples
+
+
+async def time_baseline(lk: api.LiveKitAPI, first_index: int, count: int) -> list[float]:
+    """The original's handler: list every rule, look for the room's by name, then create."""
+    samples = []
+    for index in range(first_index, first_index + count):
+        wanted = rule(index)
+        started = time.perf_counter()
+        listed = await lk.sip.list_dispatch_rule(ListSIPDispatchRuleRequest())
+        existing = [r for r in listed.items if r.name == wanted.name]
+        if not existing:
+            created = await lk.sip.create_dispatch_rule(
+                CreateSIPDispatchRuleRequest(dispatch_rule=wanted)
+            )
         samples.append(time.perf_counter() - started)
         await lk.sip.delete_dispatch_rule(
             DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=created.sip_dispatch_rule_id)
@@ -95,38 +111,46 @@ async def time_lists(lk: api.LiveKitAPI, count: int, expected: int) -> list[floa
     return samples
 
 
-async def main(
-    sizes: list[int],
-    creates: int,
-    lists: int,
-    filler: Callable[[LiveKitEmulator, int, int], object] = fill,
-) -> None:
+async def measure(sizes: list[int], creates: int, lists: int, log: Any = print) -> dict[str, Any]:
+    """Per size: create (ours), list + filter + create (the original), store create, list-all."""
     emu = LiveKitEmulator(api_key=API_KEY, api_secret=API_SECRET)
     await emu.start(host="127.0.0.1", port=0)
-    # Indexes above every stored rule's, so a timed create never conflicts.
-    fresh = max(sizes) + 1
+    fresh = max(sizes) + 1  # indexes above every stored rule's: a timed create never conflicts
     stored = 0
+    rows: list[dict[str, Any]] = []
     try:
         async with api.LiveKitAPI(emu.url, API_KEY, API_SECRET) as lk:
             await time_creates(lk, fresh, 20)  # warm-up: connection, imports
             for size in sorted(sizes):
                 started = time.perf_counter()
-                result = filler(emu, stored, size)
-                if asyncio.iscoroutine(result):
-                    await result
+                fill(emu, stored, size)
                 fill_s = time.perf_counter() - started
                 stored = size
-                over_http = await time_creates(lk, fresh, creates)
-                in_store = time_store_creates(emu, fresh, creates)
-                listing = await time_lists(lk, lists, size)
-                print(
-                    f"{size:6d} rules (filled in {fill_s:6.1f} s)  "
-                    f"create {ms(over_http)} | store create {ms(in_store)} | "
-                    f"list-all {ms(listing)}",
-                    flush=True,
+                row: dict[str, Any] = {
+                    "stored_rules": size,
+                    "fill_seconds": round(fill_s, 2),
+                    "create": summary(await time_creates(lk, fresh, creates)),
+                    "baseline_list_filter_create": summary(
+                        await time_baseline(lk, fresh, max(5, creates // 4))
+                    ),
+                    "store_create": summary(time_store_creates(emu, fresh, creates)),
+                    "list_all": summary(await time_lists(lk, lists, size)),
+                }
+                rows.append(row)
+                log(
+                    f"{size:6d} rules: create p50 {row['create']['p50_ms']} ms, "
+                    f"baseline p50 {row['baseline_list_filter_create']['p50_ms']} ms, "
+                    f"list-all p50 {row['list_all']['p50_ms']} ms"
                 )
     finally:
         await emu.stop()
+    first = rows[0]
+    for row in rows:
+        row["create_vs_empty"] = ratio(row["create"]["p50_ms"], first["create"]["p50_ms"])
+        row["baseline_vs_create"] = ratio(
+            row["baseline_list_filter_create"]["p50_ms"], row["create"]["p50_ms"]
+        )
+    return {"sizes": rows}
 
 
 def parse_args() -> argparse.Namespace:
@@ -144,4 +168,4 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args()
-    asyncio.run(main(args.sizes, args.creates, args.lists))
+    print(json.dumps(asyncio.run(measure(args.sizes, args.creates, args.lists)), indent=2))

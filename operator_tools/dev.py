@@ -6,9 +6,10 @@ emulator (unless LIVEKIT_URL names a real LiveKit), the worker and the gateway. 
 merged into one log, each line prefixed with `[name]`. Stopping: SIGTERM to each group, then
 SIGKILL after `--stop-timeout` seconds.
 
-State kept in the data directory (mode 0700): `temporal.db`, `api-token` and `livekit-api-secret`
-(0600, generated once with `secrets`), and `dev.env` (0600): the settings the children run with,
-for other terminals (`meet-telephony --env-file .data/dev.env rooms list`).
+State kept in the data directory (mode 0700): `temporal.db`, and, generated once with `secrets`
+(0600): `api-token`, `livekit-api-secret`, `pin-hash-key`, `payload-keys`, `codec-token`; and
+`dev.env` (0600): the settings the children run with, for other terminals
+(`meet-telephony --env-file .data/dev.env rooms list`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from operator_tools.console import (
     EXIT_USAGE,
     spinner,
 )
+from telephony.codec import PayloadKeys
 from telephony.contracts import SEARCH_ATTRIBUTES
 from telephony.process import stop_on_signals
 from telephony.settings import Settings, load_settings, reveal
@@ -157,18 +159,25 @@ class Plan:
         return self.data_dir / "dev.env"
 
 
-def make_plan(settings: Settings, args: argparse.Namespace) -> Plan:
-    data_dir: Path = args.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(data_dir, 0o700)
-    emulated = settings.livekit_url is None
+def dev_ports(settings: Settings, args: argparse.Namespace) -> list[Port]:
+    """Every port the stack listens on (checked before anything is written)."""
     ports = [
         Port("Temporal gRPC", "--temporal-port", args.temporal_port),
         Port("Temporal UI", "--temporal-ui-port", args.temporal_ui_port),
         Port("gateway", "--gateway-port", args.gateway_port, "TELEPHONY_GATEWAY_PORT"),
     ]
-    if emulated:
+    if settings.livekit_url is None:
         ports.append(Port("LiveKit emulator", "--livekit-port", args.livekit_port))
+    return ports
+
+
+def make_plan(settings: Settings, args: argparse.Namespace) -> Plan:
+    data_dir: Path = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    emulated = settings.livekit_url is None
+    ports = dev_ports(settings, args)
+    if emulated:
         livekit_url = f"http://{HOST}:{args.livekit_port}"
         key = settings.livekit_api_key or DEV_API_KEY
         secret = reveal(settings.livekit_api_secret) or secret_file(
@@ -179,6 +188,14 @@ def make_plan(settings: Settings, args: argparse.Namespace) -> Plan:
         key = settings.livekit_api_key or ""
         secret = reveal(settings.livekit_api_secret)
     token = reveal(settings.telephony_api_token) or secret_file(data_dir / "api-token")
+    pin_hash_key = reveal(settings.telephony_pin_hash_key) or secret_file(
+        data_dir / "pin-hash-key"
+    )
+    payload_keys = reveal(settings.telephony_payload_keys) or secret_file(
+        data_dir / "payload-keys", PayloadKeys.generate
+    )
+    codec_token = reveal(settings.telephony_codec_token) or secret_file(data_dir / "codec-token")
+    ui_origins = f"http://{HOST}:{args.temporal_ui_port},http://localhost:{args.temporal_ui_port}"
     number = args.phone_number or next(iter(settings.configured_phone_numbers), SAMPLE_NUMBER)
     env = {
         "ROOM_TELEPHONY_ENABLED": "true",
@@ -188,6 +205,10 @@ def make_plan(settings: Settings, args: argparse.Namespace) -> Plan:
         "TEMPORAL_ADDRESS": f"{HOST}:{args.temporal_port}",
         "TEMPORAL_NAMESPACE": settings.temporal_namespace,
         "TELEPHONY_API_TOKEN": token,
+        "TELEPHONY_PIN_HASH_KEY": pin_hash_key,
+        "TELEPHONY_PAYLOAD_KEYS": payload_keys,
+        "TELEPHONY_CODEC_TOKEN": codec_token,
+        "TELEPHONY_CODEC_CORS_ORIGINS": ui_origins,
         "TELEPHONY_GATEWAY_HOST": HOST,
         "TELEPHONY_GATEWAY_PORT": str(args.gateway_port),
     }
@@ -395,6 +416,8 @@ def banner(plan: Plan) -> str:
         f"  LiveKit        {livekit}",
         f"  Phone number   {plan.number}",
         f"  API token      {plan.token}",
+        f"  Codec          {plan.gateway_url}/codec   (sign in at /codec/login with "
+        f"{plan.data_dir / 'codec-token'})",
         f"  Settings       {env_file}   (for the CLI in other terminals)",
         f"  Data           {plan.data_dir}",
         "",
@@ -404,6 +427,11 @@ def banner(plan: Plan) -> str:
         f"    {cli} call --pin <PIN printed by register>",
         "  or the HTTP API:",
         f"    curl -X PUT -H '{auth}' {plan.gateway_url}/api/v1/rooms/demo-room",
+        "",
+        "  Decoded history (the token through the environment, not the command line):",
+        f'    TEMPORAL_CODEC_AUTH="Bearer $(cat {plan.data_dir / "codec-token"})" temporal '
+        f"workflow show -w telephony-room-demo-room --address {HOST}:{plan.temporal_port} "
+        f"--codec-endpoint {plan.gateway_url}/codec",
         "",
         "  Ctrl-C stops everything.",
         "=" * 72,
@@ -428,6 +456,7 @@ async def serve(plan: Plan, args: argparse.Namespace) -> int:
                     "--ip", HOST,
                     "--port", str(plan.temporal_port),
                     "--ui-port", str(plan.ui_port),
+                    "--ui-codec-endpoint", f"{plan.gateway_url}/codec",
                     "--db-filename", str(plan.data_dir / "temporal.db"),
                     "--namespace", plan.env["TEMPORAL_NAMESPACE"],
                     "--log-level", "error",
@@ -515,8 +544,8 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    plan = make_plan(settings, args)
-    busy = [p for p in plan.ports if port_in_use(p.value)]
+    # Ports first: a busy port must leave no new secret behind.
+    busy = [p for p in dev_ports(settings, args) if port_in_use(p.value)]
     if busy:
         for p in busy:
             print(
@@ -525,5 +554,6 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return EXIT_PORT_IN_USE
+    plan = make_plan(settings, args)
     write_private(plan.env_file, dotenv(plan.env))
     return asyncio.run(serve(plan, args))

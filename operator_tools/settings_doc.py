@@ -104,6 +104,25 @@ DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
         "Age a PIN lease must reach before reconciliation may release it as unlisted",
         ADDED,
     ),
+    "telephony_pin_hash_key": (
+        "Key of the HMAC that turns a PIN into its lease's workflow id; required when enabled "
+        "(secret, 32+ characters; changing it orphans every lease)",
+        ADDED,
+    ),
+    "telephony_payload_keys": (
+        "AES-256-GCM keys of the payloads Temporal stores, `id:base64` comma list, the first "
+        "encrypts; required when enabled (secret)",
+        ADDED,
+    ),
+    "telephony_codec_token": (
+        "Bearer token of the gateway's codec endpoint `/codec` for the Temporal UI and CLI; "
+        "unset: no endpoint (secret)",
+        ADDED,
+    ),
+    "telephony_codec_cors_origins": (
+        "Browser origins (the Temporal UI) allowed to call the codec endpoint, comma-separated",
+        ADDED,
+    ),
     "log_level": ("DEBUG, INFO, WARNING, ERROR or CRITICAL", ADDED),
     "log_format": ("`text` or `json` (one object per line)", ADDED),
 }

@@ -139,6 +139,7 @@ class TelephonyClient:
             id=room_workflow_id(room_id),
             task_queue=self.settings.telephony_task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"phone access of room {room_id}",
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(contracts.TELEPHONY_ROOM_ID, room_id),

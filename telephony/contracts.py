@@ -49,10 +49,6 @@ def room_workflow_id(room_id: str) -> str:
     return f"{ROOM_WORKFLOW_ID_PREFIX}{room_id}"
 
 
-def pin_lease_workflow_id(pin: str) -> str:
-    return f"{PIN_LEASE_WORKFLOW_ID_PREFIX}{pin}"
-
-
 # --- activities (implemented in `activities/`) ------------------------------------------------
 
 ENSURE_DISPATCH_RULE: Final = "ensure_dispatch_rule"

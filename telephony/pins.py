@@ -7,9 +7,13 @@ dispatch-rule activity all check against this module.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Annotated, Final
 
 from pydantic import Field
+
+from telephony.contracts import PIN_LEASE_WORKFLOW_ID_PREFIX
 
 MIN_PIN_LENGTH: Final = 4
 MAX_PIN_LENGTH: Final = 16  # LiveKit SIP accepts at most 16 typed digits
@@ -25,3 +29,19 @@ def is_valid_pin_length(length: int) -> bool:
 
 def is_valid_pin(pin: str) -> bool:
     return pin.isascii() and pin.isdigit() and is_valid_pin_length(len(pin))
+
+
+MIN_PIN_HASH_KEY_LENGTH: Final = 32
+# 128 bits of HMAC-SHA256: ids of two different PINs never collide in practice, so Temporal's
+# one-open-workflow-per-id rule still makes the lease a PIN's unique reservation.
+_LEASE_ID_HEX_DIGITS: Final = 32
+
+
+def lease_workflow_id(pin: str, key: str) -> str:
+    """The lease workflow id of `pin`: a keyed hash (`TELEPHONY_PIN_HASH_KEY`), so that the
+    workflow list, which shows every id, reveals no PIN, and nobody without the key can tell
+    which id belongs to a PIN."""
+    if not key:
+        raise ValueError("TELEPHONY_PIN_HASH_KEY is not set")
+    digest = hmac.new(key.encode(), pin.encode(), hashlib.sha256).hexdigest()
+    return f"{PIN_LEASE_WORKFLOW_ID_PREFIX}{digest[:_LEASE_ID_HEX_DIGITS]}"

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from telephony.codec import PayloadKeys
 from telephony.contracts import DEFAULT_TASK_QUEUE
 from telephony.dialin import parse_phone_number
 from telephony.durations import parse_duration
@@ -36,7 +37,7 @@ from telephony.models import (
     ReconcileInput,
     RoomPolicy,
 )
-from telephony.pins import PinLength
+from telephony.pins import MIN_PIN_HASH_KEY_LENGTH, PinLength, lease_workflow_id
 
 
 class LogFormat(StrEnum):
@@ -120,6 +121,10 @@ class Settings(BaseSettings):
 
     telephony_task_queue: str = Field(default=DEFAULT_TASK_QUEUE, min_length=1)
     telephony_api_token: SecretStr | None = None
+    telephony_pin_hash_key: SecretStr | None = None
+    telephony_payload_keys: SecretStr | None = None
+    telephony_codec_token: SecretStr | None = None
+    telephony_codec_cors_origins: CsvList = Field(default_factory=list)
     telephony_gateway_host: str = "127.0.0.1"
     telephony_gateway_port: int = Field(default=8080, ge=0, le=65535)
     telephony_worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
@@ -195,6 +200,32 @@ class Settings(BaseSettings):
                         raise _FieldError(variable, str(exc)) from None
         return self
 
+    @field_validator("telephony_pin_hash_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_PIN_HASH_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_PIN_HASH_KEY_LENGTH} characters "
+                "(e.g. `openssl rand -base64 32`)"
+            )
+        return value
+
+    @field_validator("telephony_payload_keys")
+    @classmethod
+    def _payload_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            PayloadKeys.parse(value.get_secret_value())  # PayloadKeyError never quotes a key
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_when_enabled(self) -> Settings:
+        # A PIN must be readable neither in a workflow id nor in a payload at rest.
+        if self.room_telephony_enabled:
+            for name in ("telephony_pin_hash_key", "telephony_payload_keys"):
+                if not reveal(getattr(self, name)):
+                    raise _FieldError(name, "required when ROOM_TELEPHONY_ENABLED is true")
+        return self
+
     @model_validator(mode="after")
     def _livekit_credentials_when_enabled(self) -> Settings:
         if self.room_telephony_enabled:
@@ -221,6 +252,15 @@ class Settings(BaseSettings):
     def livekit_http_url(self) -> str | None:
         """LIVEKIT_URL over HTTP: LiveKit URLs may be ws(s)://, its HTTP API is the same place."""
         return http_url(self.livekit_url) if self.livekit_url else None
+
+    @property
+    def payload_keys(self) -> PayloadKeys | None:
+        text = reveal(self.telephony_payload_keys)
+        return PayloadKeys.parse(text) if text else None
+
+    def pin_lease_id(self, pin: str) -> str:
+        """The workflow id of `pin`'s lease (a keyed hash: no id reveals a PIN)."""
+        return lease_workflow_id(pin, reveal(self.telephony_pin_hash_key))
 
     def reconcile_input(self) -> ReconcileInput:
         """How a reconciliation pass pages (the schedule and `meet-telephony reconcile`)."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
+from telephony.codec import EncryptionCodec
 from telephony.settings import Settings, reveal
 
 
@@ -28,8 +31,21 @@ def connect_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+def data_converter(settings: Settings) -> DataConverter:
+    """The one data converter of every process: pydantic models as JSON, then, with
+    TELEPHONY_PAYLOAD_KEYS, encrypted (telephony/codec.py)."""
+    keys = settings.payload_keys
+    if keys is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(keys))
+
+
+async def connect_temporal(
+    settings: Settings, runtime: Runtime | None = None, *, lazy: bool = False
+) -> Client:
+    """A client for the configured Temporal. `lazy`: connect on first use (and reconnect after
+    an outage), so a process can start while Temporal is down."""
     options = connect_options(settings)
     if runtime is not None:
         options["runtime"] = runtime
-    return await Client.connect(data_converter=pydantic_data_converter, **options)
+    return await Client.connect(data_converter=data_converter(settings), lazy=lazy, **options)

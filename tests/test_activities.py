@@ -53,6 +53,7 @@ from telephony.models import (
     RoomLiveness,
 )
 from telephony.settings import Settings
+from tests.fixtures import keys
 
 T = TypeVar("T")
 
@@ -189,6 +190,7 @@ async def start_worker(
                     "livekit_url": emulator.url,
                     "livekit_api_key": emulator.api_key,
                     "livekit_api_secret": emulator.api_secret,
+                    "telephony_pin_hash_key": keys.PIN_HASH_KEY,
                     **settings_overrides,
                 }
             )

@@ -22,6 +22,7 @@ from operator_tools import cli
 from operator_tools.console import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, spinner
 from operator_tools.settings_doc import DESCRIPTIONS, markdown_table
 from telephony.settings import Settings
+from tests.fixtures import keys
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECRET = "livekit-secret-value-0123456789abcdef"
@@ -62,6 +63,8 @@ def enable_telephony(monkeypatch: pytest.MonkeyPatch, livekit_url: str) -> None:
     monkeypatch.setenv("LIVEKIT_URL", livekit_url)
     monkeypatch.setenv("LIVEKIT_API_KEY", "devkey")
     monkeypatch.setenv("LIVEKIT_API_SECRET", SECRET)
+    for name, value in keys.ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
 
 
 # --- help and usage ---------------------------------------------------------------------------

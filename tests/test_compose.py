@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
+from pydantic import AliasChoices, SecretStr
 
-from telephony.settings import SettingsError, load_settings
+from telephony.settings import Settings, SettingsError, load_settings
 from tests.fixtures.temporal import installed_binary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +39,8 @@ def required_when_enabled() -> set[str]:
         "livekit_url": "http://livekit:7880",
         "livekit_api_key": "key",
         "livekit_api_secret": "secret",
+        "telephony_pin_hash_key": "k" * 32,
+        "telephony_payload_keys": "k1:" + "A" * 43 + "=",
     }
     load_settings(**complete)
     required = set()
@@ -48,6 +52,38 @@ def required_when_enabled() -> set[str]:
         except SettingsError:
             required.add(name.upper())
     return required
+
+
+def secret_settings() -> set[str]:
+    """The settings typed SecretStr, plus LIVEKIT_API_KEY (the other half of the LiveKit pair)."""
+    secret = {
+        name.upper()
+        for name, field in Settings.model_fields.items()
+        if SecretStr in (field.annotation, *get_args(field.annotation))
+    }
+    return secret | {"LIVEKIT_API_KEY"}
+
+
+def setting_names() -> set[str]:
+    """Every environment variable `Settings` reads: field names and their aliases."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        names.add(name.upper())
+        if isinstance(field.validation_alias, AliasChoices):
+            names |= {str(choice).upper() for choice in field.validation_alias.choices}
+    return names
+
+
+def env_example_comment(variable: str) -> str:
+    """The comment lines right above `variable=` in .env.example, joined."""
+    lines = (REPO / ".env.example").read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{variable}="))
+    comment: list[str] = []
+    for line in reversed(lines[:index]):
+        if not line.startswith("#"):
+            break
+        comment.insert(0, line.lstrip("# "))
+    return " ".join(comment)
 
 
 def environment(service: str) -> dict[str, Any]:
@@ -133,6 +169,60 @@ def test_worker_and_gateway_get_every_setting_telephony_needs(service: str) -> N
     assert str(env["ROOM_TELEPHONY_ENABLED"]).lower() == "true"
     assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert env["LIVEKIT_URL"].startswith("http://livekit:")
+
+
+@pytest.mark.parametrize("service", TELEPHONY)
+def test_every_secret_setting_required_when_enabled_reaches_it_from_env(service: str) -> None:
+    env = environment(service)
+    secrets = required_when_enabled() & secret_settings()
+    assert {"TELEPHONY_PIN_HASH_KEY", "TELEPHONY_PAYLOAD_KEYS"} <= secrets
+    for name in secrets:
+        # `:?`: compose refuses to start while .env leaves it empty.
+        assert str(env.get(name, "")).startswith(f"${{{name}:?"), f"{service}: {name}"
+
+
+@pytest.mark.parametrize("service", TELEPHONY)
+def test_no_secret_setting_is_written_in_clear_in_compose(service: str) -> None:
+    env = environment(service)
+    for name in secret_settings() & set(env):
+        assert str(env[name]).startswith(f"${{{name}:"), f"{service}: {name}"
+
+
+@pytest.mark.parametrize("service", TELEPHONY)
+def test_every_variable_set_on_worker_and_gateway_is_a_setting(service: str) -> None:
+    assert not set(environment(service)) - setting_names()
+
+
+def test_the_gateway_gets_the_optional_codec_token_and_allows_the_temporal_ui_origin() -> None:
+    env = environment("gateway")
+    assert env["TELEPHONY_CODEC_TOKEN"] == "${TELEPHONY_CODEC_TOKEN:-}"
+    # The origin the UI is served from, which it also allows itself.
+    ui_origin = environment("temporal-ui")["TEMPORAL_CORS_ORIGINS"]
+    assert ui_origin == "http://localhost:${TEMPORAL_UI_HOST_PORT:-8233}"
+    assert env["TELEPHONY_CODEC_CORS_ORIGINS"] == ui_origin
+
+
+@pytest.mark.parametrize("variable", ["TELEPHONY_PIN_HASH_KEY", "TELEPHONY_PAYLOAD_KEYS"])
+def test_an_env_example_placeholder_left_unchanged_stops_the_service(variable: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{variable}: "):
+        load_settings(**{variable.lower(): env_example()[variable]})
+
+
+@pytest.mark.parametrize(
+    "variable", ["TELEPHONY_PIN_HASH_KEY", "TELEPHONY_PAYLOAD_KEYS", "TELEPHONY_CODEC_TOKEN"]
+)
+def test_the_generate_command_of_env_example_makes_a_value_the_service_accepts(
+    variable: str,
+) -> None:
+    found = re.search(r"Generate: (.+)$", env_example_comment(variable))
+    assert found, f".env.example does not say how to generate {variable}"
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    value = subprocess.run(
+        ["bash", "-c", found.group(1)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    settings = load_settings(**{variable.lower(): value})
+    assert getattr(settings, variable.lower()).get_secret_value() == value
 
 
 def test_the_gateway_has_its_token_and_listens_beyond_loopback() -> None:

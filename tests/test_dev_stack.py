@@ -6,6 +6,7 @@ start it again on the same data directory. Linux only (the process tree is read 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -275,6 +276,43 @@ def test_dev_refuses_a_port_in_use_naming_it_and_the_flag(stack: DevStack) -> No
     assert result.returncode == EXIT_PORT_IN_USE
     assert f"port {stack.ports['gateway']} (gateway) is already in use" in result.stderr
     assert "--gateway-port" in result.stderr and "TELEPHONY_GATEWAY_PORT" in result.stderr
+
+
+def test_a_busy_port_leaves_no_secret_behind(stack: DevStack) -> None:
+    data_dir = stack.data_dir.parent / "refused"
+    result = subprocess.run(
+        [
+            str(BIN / "meet-telephony"), "dev",
+            "--data-dir", str(data_dir),
+            "--temporal-port", str(free_port()),
+            "--temporal-ui-port", str(free_port()),
+            "--gateway-port", str(stack.ports["gateway"]),
+            "--livekit-port", str(free_port()),
+        ],
+        capture_output=True, text=True, env=clean_env(), timeout=30,
+    )  # fmt: skip
+    assert result.returncode == EXIT_PORT_IN_USE
+    assert not data_dir.exists() or list(data_dir.iterdir()) == []
+
+
+def test_no_secret_is_on_the_command_line_of_any_process_of_the_stack(stack: DevStack) -> None:
+    assert stack.process is not None
+    secret_names = (
+        "api-token",
+        "livekit-api-secret",
+        "pin-hash-key",
+        "payload-keys",
+        "codec-token",
+    )
+    secrets_ = [(stack.data_dir / name).read_text().strip() for name in secret_names]
+    payload_key = secrets_[3].split(":", 1)[1]
+    command_lines = []
+    for pid in {stack.process.pid, *descendants(stack.process.pid)}:
+        with contextlib.suppress(OSError):
+            command_lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+    assert len(command_lines) >= 5  # dev, Temporal, the emulator, the worker, the gateway
+    for secret in [*secrets_, payload_key]:
+        assert not any(secret in line for line in command_lines)
 
 
 # The two tests below stop and restart the module's stack: they run last, in this order.

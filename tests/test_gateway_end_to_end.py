@@ -7,14 +7,13 @@ import uuid
 
 from temporalio.client import WorkflowExecutionStatus
 
-from telephony.contracts import pin_lease_workflow_id
 from tests.fixtures.gateway import GatewayStack
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import PHONE_NUMBER
 
 
 async def lease_status(gw: GatewayStack, pin: str) -> WorkflowExecutionStatus | None:
-    handle = gw.stack.env.client.get_workflow_handle(pin_lease_workflow_id(pin))
+    handle = gw.stack.env.client.get_workflow_handle(gw.stack.settings.pin_lease_id(pin))
     return (await handle.describe()).status
 
 

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from telephony.contracts import SEARCH_ATTRIBUTES
 from tests.fixtures.gateway import Gateway, gateway_stack, webhook_body
+from tests.fixtures.keys import DATA_CONVERTER
 from tests.fixtures.livekit import EmulatorFactory
 from tests.fixtures.polling import eventually
 from tests.fixtures.temporal import installed_binary
@@ -44,7 +44,7 @@ class RestartableTemporal:
             port=self.port,
             ui=False,
             dev_server_database_filename=str(self.database),
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
             search_attributes=SEARCH_ATTRIBUTES,
         )
         return self.env

@@ -18,9 +18,9 @@ from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
-    pin_lease_workflow_id,
 )
 from telephony.settings import load_settings
+from tests.fixtures.keys import PAYLOAD_KEYS, PIN_HASH_KEY
 from tests.fixtures.livekit_real import RealLiveKit
 from tests.fixtures.polling import eventually
 from webhook_gateway.app import create_app
@@ -48,6 +48,8 @@ async def test_a_room_driven_by_real_livekit_webhooks_opens_and_closes_its_rule(
         livekit_api_secret=real_livekit.api_secret,
         telephony_task_queue=f"real-e2e-{uuid.uuid4().hex[:8]}",
         telephony_api_token=API_TOKEN,
+        telephony_pin_hash_key=PIN_HASH_KEY,
+        telephony_payload_keys=PAYLOAD_KEYS,
     )
     client = TelephonyClient(temporal_env.client, settings)
     room = f"real-{uuid.uuid4()}"
@@ -80,13 +82,16 @@ async def test_a_room_driven_by_real_livekit_webhooks_opens_and_closes_its_rule(
 
         async with http.delete(f"{gateway}/api/v1/rooms/{room}") as response:
             assert response.status == 204
-        await eventually(lambda: _lease_closed(temporal_env, pin), message="lease released")
+        await eventually(
+            lambda: _lease_closed(temporal_env, settings.pin_lease_id(pin)),
+            message="lease released",
+        )
 
 
 async def _no_rules(livekit: api.LiveKitAPI, room: str) -> bool:
     return await rules_of(livekit, room) == []
 
 
-async def _lease_closed(env: WorkflowEnvironment, pin: str) -> bool:
-    description = await env.client.get_workflow_handle(pin_lease_workflow_id(pin)).describe()
+async def _lease_closed(env: WorkflowEnvironment, lease_id: str) -> bool:
+    description = await env.client.get_workflow_handle(lease_id).describe()
     return description.status is not WorkflowExecutionStatus.RUNNING

@@ -22,10 +22,10 @@ from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
-    pin_lease_workflow_id,
     room_workflow_id,
 )
 from telephony.models import REPORT_SAMPLE_SIZE, PinLeaseRequest, ReconcileInput, RoomMemo
+from tests.fixtures import keys
 from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack, telephony_stack
@@ -152,6 +152,7 @@ async def test_the_reconcile_command_runs_a_pass_and_reports_it(
     orphan = await create_rule(livekit, str(uuid.uuid4()), "55443322")
     environment = {
         **os.environ,
+        **keys.ENVIRONMENT,
         "TEMPORAL_ADDRESS": stack.env.client.service_client.config.target_host,
         "TELEPHONY_TASK_QUEUE": stack.settings.telephony_task_queue,
     }
@@ -250,7 +251,7 @@ async def test_a_pass_leaves_a_room_alone_that_knows_its_session(stack: Stack) -
 
 
 async def start_lease(stack: Stack, owner_room: str, pin: str) -> str:
-    lease_id = pin_lease_workflow_id(pin)
+    lease_id = stack.settings.pin_lease_id(pin)
     await stack.env.client.start_workflow(
         contracts.PIN_LEASE_WORKFLOW,
         PinLeaseRequest(owner_workflow_id=room_workflow_id(owner_room)),
@@ -291,7 +292,7 @@ async def test_a_lease_its_open_owner_does_not_hold_is_released_after_the_grace_
         info = await s.client.register_room(room)
         await eventually(lambda: _memo_of(s, room), message="registration reconciled")
         stray = await start_lease(s, room, "7261530498")  # e.g. a retried lease attempt's
-        held = pin_lease_workflow_id(info.pin)
+        held = s.settings.pin_lease_id(info.pin)
         await eventually(lambda: _in_visibility(s, stray), message="stray lease listed")
 
         report = await s.client.reconcile()

@@ -7,13 +7,13 @@ import uuid
 from collections.abc import AsyncIterator
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from livekit_emulator import LiveKitEmulator
 from telephony.client import TelephonyClient
 from telephony.models import LiveKitEventKind, TelephonyState
+from tests.fixtures.keys import DATA_CONVERTER
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import ScriptedPins, Stack, stack_settings
 from worker.app import WORKFLOWS, running_worker
@@ -80,7 +80,7 @@ async def test_recorded_histories_replay_without_nondeterminism(stack: Stack) ->
             replayed.append(history.workflow_id)
             yield history
 
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=DATA_CONVERTER)
     results = await replayer.replay_workflows(recorded(), raise_on_replay_failure=False)
     # One run or two: the room continues-as-new after its session unless unregistered first.
     assert replayed.count(f"telephony-room-{room}") >= 1

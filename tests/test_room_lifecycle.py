@@ -18,7 +18,6 @@ from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
-    pin_lease_workflow_id,
 )
 from telephony.models import (
     LiveKitEvent,
@@ -342,7 +341,9 @@ async def _run_id(stack: Stack, room: str, previous: str | None) -> bool:
 
 
 async def _lease_closed(stack: Stack, pin: str) -> bool:
-    description = await stack.env.client.get_workflow_handle(pin_lease_workflow_id(pin)).describe()
+    description = await stack.env.client.get_workflow_handle(
+        stack.settings.pin_lease_id(pin)
+    ).describe()
     return description.status is not WorkflowExecutionStatus.RUNNING
 
 

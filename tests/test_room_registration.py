@@ -11,7 +11,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
 from telephony.client import InvalidRoomId, PinSpaceExhausted, RoomNotRegistered, TelephonyDisabled
-from telephony.contracts import pin_lease_workflow_id
 from tests.fixtures.stack import ScriptedPins, Stack, telephony_stack
 
 # Scripted PINs have a length no random draw in this session uses: the dev server is shared, and a
@@ -24,7 +23,9 @@ def new_room() -> str:
 
 
 async def lease_status(stack: Stack, pin: str) -> WorkflowExecutionStatus | None:
-    description = await stack.env.client.get_workflow_handle(pin_lease_workflow_id(pin)).describe()
+    description = await stack.env.client.get_workflow_handle(
+        stack.settings.pin_lease_id(pin)
+    ).describe()
     return description.status
 
 

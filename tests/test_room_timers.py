@@ -13,7 +13,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
-from telephony.contracts import pin_lease_workflow_id, room_workflow_id
+from telephony.contracts import room_workflow_id
 from telephony.models import (
     LiveKitEvent,
     LiveKitEventKind,
@@ -199,7 +199,7 @@ async def test_a_pin_lease_holds_no_timer_and_stays_while_its_room_is_registered
     stack, room = timed_stack, str(uuid.uuid4())
     _, status = await register(stack, room)
     assert status.pin is not None
-    lease = stack.env.client.get_workflow_handle(pin_lease_workflow_id(status.pin))
+    lease = stack.env.client.get_workflow_handle(stack.settings.pin_lease_id(status.pin))
 
     await stack.env.sleep(timedelta(days=30))
 

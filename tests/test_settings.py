@@ -15,6 +15,7 @@ import pytest
 
 from telephony.models import DispatchMode
 from telephony.settings import LogFormat, Settings, SettingsError, load_settings
+from tests.fixtures import keys
 
 SECRET = "s3cr3t-livekit-value-0123456789"
 API_TOKEN = "t0ken-backend-value-9876543210"
@@ -83,6 +84,8 @@ def enable_with_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIVEKIT_URL", "https://livekit.example.org")
     monkeypatch.setenv("LIVEKIT_API_KEY", "APIkey")
     monkeypatch.setenv("LIVEKIT_API_SECRET", SECRET)
+    for name, value in keys.ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
 
 
 def rejection(variable: str) -> str:

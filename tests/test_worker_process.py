@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
 from telephony.client import TelephonyClient
+from tests.fixtures import keys
 from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import PHONE_NUMBER, stack_settings
@@ -39,6 +40,7 @@ async def worker_process(
         "LIVEKIT_URL": emulator.url,
         "LIVEKIT_API_KEY": EMULATOR_API_KEY,
         "LIVEKIT_API_SECRET": EMULATOR_API_SECRET,
+        **keys.ENVIRONMENT,
         "TEMPORAL_ADDRESS": target,
         "TELEPHONY_TASK_QUEUE": task_queue,
         **extra,

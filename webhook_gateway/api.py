@@ -7,7 +7,6 @@ route needs `Authorization: Bearer <TELEPHONY_API_TOKEN>`.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -15,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from telephony.client import TelephonyClient, TelephonyError
-from webhook_gateway.authorization import read_authorization
+from webhook_gateway.authorization import bearer_problem
 from webhook_gateway.bodies import read_body
 from webhook_gateway.errors import ApiError, from_telephony_error, unavailable
 from webhook_gateway.schemas import RegisterRoomBody, SetScheduleBody
@@ -87,14 +86,9 @@ class Api:
     def _authenticate(self, request: web.Request) -> None:
         if self._token is None:
             return
-        credential = read_authorization(request.headers.get("Authorization"))
-        if credential is None or (credential.bearer and not credential.token):
-            raise _unauthorized("missing_token", "Authorization: Bearer <token> is required")
-        if not credential.bearer:
-            raise _unauthorized("invalid_token", "the Authorization header is not a bearer token")
-        given = credential.token.encode(errors="replace")
-        if not hmac.compare_digest(given, self._token):
-            raise _unauthorized("invalid_token", "the API token is not valid")
+        problem = bearer_problem(request.headers.get("Authorization"), self._token)
+        if problem is not None:
+            raise _unauthorized(*problem)
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:

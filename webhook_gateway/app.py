@@ -14,8 +14,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from telephony.client import TelephonyClient
+from telephony.codec import EncryptionCodec
 from telephony.settings import Settings, reveal
 from webhook_gateway.api import Api
+from webhook_gateway.codec import CodecEndpoint
 from webhook_gateway.errors import RETRY_AFTER_SECONDS, ApiError, error_response
 from webhook_gateway.metrics import GatewayMetrics
 from webhook_gateway.openapi import build_openapi
@@ -87,7 +89,23 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics.handle)
+    if settings.telephony_codec_token:
+        codec_endpoint(settings).add_routes(app)
     return app
+
+
+def codec_endpoint(settings: Settings) -> CodecEndpoint:
+    """The codec endpoint of `TELEPHONY_CODEC_TOKEN` (webhook_gateway/codec.py)."""
+    keys = settings.payload_keys
+    if keys is None:
+        raise GatewayConfigError(
+            "TELEPHONY_CODEC_TOKEN is set but TELEPHONY_PAYLOAD_KEYS is not: nothing to decode"
+        )
+    return CodecEndpoint(
+        EncryptionCodec(keys),
+        reveal(settings.telephony_codec_token),
+        settings.telephony_codec_cors_origins,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@ webhooks (its JWT, bare or as a bearer token)."""
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -23,3 +24,16 @@ def read_authorization(header: str | None) -> Credential | None:
     if match is not None:
         return Credential(bearer=True, token=(match.group("token") or "").strip())
     return Credential(bearer=False, token=header.strip())
+
+
+def bearer_problem(header: str | None, expected: bytes) -> tuple[str, str] | None:
+    """Why `header` does not carry `Bearer <expected>`, as (error code, message); None if it
+    does. The comparison takes the same time whatever the given token."""
+    credential = read_authorization(header)
+    if credential is None or (credential.bearer and not credential.token):
+        return "missing_token", "Authorization: Bearer <token> is required"
+    if not credential.bearer:
+        return "invalid_token", "the Authorization header is not a bearer token"
+    if not hmac.compare_digest(credential.token.encode(errors="replace"), expected):
+        return "invalid_token", "the token is not valid"
+    return None

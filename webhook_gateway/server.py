@@ -12,12 +12,11 @@ from typing import NoReturn
 
 from aiohttp import web
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from telephony.client import TelephonyClient
 from telephony.process import EXIT_OK, EXIT_USAGE, exit_process, start_process, stop_on_signals
 from telephony.settings import Settings
-from telephony.temporal import connect_options
+from telephony.temporal import connect_temporal
 from webhook_gateway.app import GatewayConfigError, create_app
 
 log = logging.getLogger(__name__)
@@ -32,9 +31,7 @@ async def lazy_temporal_client(settings: Settings) -> Client:
     Lazy, so the gateway starts (and `/readyz` says 503) while Temporal is still down, instead of
     failing to start; calls made while Temporal is down fail and are answered 503.
     """
-    return await Client.connect(
-        data_converter=pydantic_data_converter, lazy=True, **connect_options(settings)
-    )
+    return await connect_temporal(settings, lazy=True)
 
 
 @contextlib.asynccontextmanager

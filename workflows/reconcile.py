@@ -61,6 +61,7 @@ class ReconcileWorkflow:
                 ACTIVITY_OF_STAGE[stage],
                 ReconcilePageRequest(cursor=cursor, page_size=state.page_size),
                 result_type=ReconcilePage,
+                summary=f"reconcile {stage.value} page {pages + 1}",
                 start_to_close_timeout=PAGE_TIMEOUT,
                 retry_policy=RETRY,
             )

@@ -84,7 +84,9 @@ class RoomTelephonyWorkflow:
             else:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
-                        lambda: self.state.phase is not RoomPhase.NEW, timeout=REGISTRATION_GRACE
+                        lambda: self.state.phase is not RoomPhase.NEW,
+                        timeout=REGISTRATION_GRACE,
+                        timeout_summary="registration grace",
                     )
             if self.state.phase in (RoomPhase.NEW, RoomPhase.FAILED):
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -251,6 +253,7 @@ class RoomTelephonyWorkflow:
                     max_draws=policy.pin_max_retries,
                 ),
                 result_type=LeasedPin,
+                summary="lease a PIN",
                 start_to_close_timeout=LEASE_TIMEOUT,
                 retry_policy=LEASE_RETRY,
                 schedule_to_close_timeout=LEASE_TIMEOUT * 2,
@@ -328,6 +331,7 @@ class RoomTelephonyWorkflow:
             contracts.CHECK_ROOM_LIVENESS,
             state.room_id,
             result_type=RoomLiveness,
+            summary="check room liveness",
             start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
             retry_policy=LIVEKIT_RETRY,
         )
@@ -343,6 +347,7 @@ class RoomTelephonyWorkflow:
                 contracts.CHECK_ROOM_LIVENESS,
                 self.state.room_id,
                 result_type=RoomLiveness,
+                summary="check room liveness (registration)",
                 start_to_close_timeout=LIVENESS_PROBE_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=1),
             )
@@ -397,6 +402,7 @@ class RoomTelephonyWorkflow:
             contracts.ENSURE_DISPATCH_RULE,
             EnsureRuleRequest(room_id=state.room_id, pin=state.pin, known_rule_id=known),
             result_type=EnsureRuleResult,
+            summary="create dispatch rule" if known is None else "verify dispatch rule",
             start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
             retry_policy=LIVEKIT_RETRY,
         )
@@ -412,6 +418,7 @@ class RoomTelephonyWorkflow:
             contracts.DELETE_DISPATCH_RULE,
             rule_id,
             result_type=bool,
+            summary="delete dispatch rule",
             start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
             retry_policy=LIVEKIT_RETRY,
         )
@@ -432,6 +439,7 @@ class RoomTelephonyWorkflow:
                     or (self._continue_as_new_due() and workflow.all_handlers_finished())
                 ),
                 timeout=timeout,
+                timeout_summary=self.state.next_deadline_reason(now),
             )
 
     async def _wait_converged(self) -> None:
@@ -443,7 +451,9 @@ class RoomTelephonyWorkflow:
         """
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self.state.converged(workflow.now()), timeout=CONVERGENCE_WAIT
+                lambda: self.state.converged(workflow.now()),
+                timeout=CONVERGENCE_WAIT,
+                timeout_summary="wait for LiveKit to converge",
             )
 
     def _done(self) -> bool:
@@ -472,6 +482,8 @@ class RoomTelephonyWorkflow:
                 ]
             )
             self.published_state = value
+        # The UI's "current details" (a query, not a history event): never the PIN.
+        workflow.set_current_details(self.state.details())
         memo = self.state.memo()
         if memo != self.published_memo:
             workflow.upsert_memo({contracts.ROOM_MEMO_KEY: memo})

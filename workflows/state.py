@@ -192,17 +192,28 @@ class RoomWorkflowState(BaseModel):
 
     def next_deadline(self, now: datetime) -> datetime | None:
         """The next moment the desired state may change without a message arriving."""
-        deadlines: list[datetime] = []
+        upcoming = self._deadlines(now)
+        return min(upcoming)[0] if upcoming else None
+
+    def next_deadline_reason(self, now: datetime) -> str:
+        """What `next_deadline` waits for, in words (the timer's summary in the Temporal UI)."""
+        upcoming = self._deadlines(now)
+        return min(upcoming)[1] if upcoming else "next message"
+
+    def _deadlines(self, now: datetime) -> list[tuple[datetime, str]]:
+        deadlines: list[tuple[datetime, str]] = []
         if self.retry_at is not None:
-            deadlines.append(self.retry_at)
+            deadlines.append((self.retry_at, "retry after a LiveKit error"))
         if self.session is not None and self.policy is not None:
-            deadlines.append(self.session.last_liveness_check + self.policy.liveness_interval)
-            deadlines.append(self.session.opened_at + self.policy.max_session_duration)
+            liveness = self.session.last_liveness_check + self.policy.liveness_interval
+            deadlines.append((liveness, "check room liveness"))
+            limit = self.session.opened_at + self.policy.max_session_duration
+            deadlines.append((limit, "maximum session duration"))
         for window in self.schedule:
             for moment in (self.opens_at(window), window.ends_at):
                 if moment > now:
-                    deadlines.append(moment)
-        return min(deadlines) if deadlines else None
+                    deadlines.append((moment, "next schedule boundary"))
+        return deadlines
 
     def session_expired(self, now: datetime) -> bool:
         return (
@@ -227,6 +238,32 @@ class RoomWorkflowState(BaseModel):
         if not self.registered:  # every other phase has no phone access
             return TelephonyState.CLOSED
         return TelephonyState.OPEN if self.rule is not None else TelephonyState.IDLE
+
+    def details(self) -> str:
+        """The room at a glance, for the Temporal UI's "current details" (Markdown). Never the
+        PIN: the UI shows details to anyone who can open it, codec or not."""
+        lines = [f"**{self.telephony_state.value}** ({self.phase.value})"]
+        if self.policy is not None:
+            lines.append(f"dispatch mode: {self.policy.dispatch_mode.value}")
+        if self.pin is not None:
+            lines.append(f"PIN: leased ({len(self.pin)} digits), lease `{self.lease_id}`")
+        if self.session is not None:
+            since = self.session.started_at.isoformat(timespec="seconds")
+            lines.append(f"live session: `{self.session.sid}` since {since}")
+        else:
+            lines.append("live session: none")
+        rule = f"`{self.rule.rule_id}`" if self.rule else "none"
+        lines.append(f"dispatch rule: {rule}")
+        for window in self.schedule[:3]:
+            start = window.starts_at.isoformat(timespec="minutes")
+            end = window.ends_at.isoformat(timespec="minutes")
+            lines.append(f"window: {start} → {end}")
+        if len(self.schedule) > 3:
+            lines.append(f"… and {len(self.schedule) - 3} more windows")
+        if self.last_error is not None:
+            error = self.last_error.replace(self.pin, "<PIN>") if self.pin else self.last_error
+            lines.append(f"last error: {error}")
+        return "\n".join(f"- {line}" for line in lines)
 
     def memo(self) -> RoomMemo:
         leases = [self.lease_id] if self.lease_id else []
