@@ -51,7 +51,11 @@ async def test_concurrent_registrations_yield_one_workflow_and_one_pin(stack: St
     infos = await asyncio.gather(*(stack.client.register_room(room) for _ in range(20)))
 
     assert {info.pin for info in infos} == {infos[0].pin}
-    assert stack.pins.draws == [infos[0].pin]
+    # Under this contention a workflow task can fail to complete and its lease local activity
+    # run again, drawing again: those extra leases are strays that reconciliation releases
+    # (tests/test_reconcile.py). The room's answer is always the lease it holds.
+    assert infos[0].pin in stack.pins.draws
+    assert await lease_status(stack, infos[0].pin) == WorkflowExecutionStatus.RUNNING
     runs = [
         execution
         async for execution in stack.env.client.list_workflows(
