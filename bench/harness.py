@@ -17,8 +17,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,113 +31,35 @@ from typing import Any, TypeVar
 import aiohttp
 from temporalio.client import Client
 
-from bench.machine import VENV_BIN, mib, rss_bytes, tree_rss_bytes
+from bench.machine import mib, rss_bytes, tree_rss_bytes
 from bench.timed_emulator import RoomQueues, TimedEmulator
 from telephony.client import TelephonyClient
 from telephony.contracts import SEARCH_ATTRIBUTES
 from telephony.settings import Settings, load_settings
 from telephony.temporal import connect_temporal
+from tests.fixtures.processes import (
+    HOST,
+    Child,
+    free_port,
+    installed_binary,
+    service_process_environment,
+    temporal_cli_healthy,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 CLUSTER_SCRIPT = REPO / "scripts" / "temporal-cluster.sh"
 LIVEKIT_SCRIPT = REPO / "scripts" / "livekit-real.sh"
-HOST = "127.0.0.1"
 PHONE_NUMBER = "+33123456789"
 LIVEKIT_KEY = "bench"
 # 32+ characters: pyjwt warns on every token signed with a shorter secret.
 LIVEKIT_SECRET = "bench-livekit-secret-" + secrets.token_urlsafe(24)
-# Variables of the service that must not leak into its processes from the caller's shell.
-_SERVICE_PREFIXES = ("TELEPHONY_", "ROOM_TELEPHONY_", "LIVEKIT_", "TEMPORAL_")
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
-
-
-# --- child processes ----------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the benchmark process dies (Linux)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def rss_mib(self) -> float | None:
-        return mib(rss_bytes(self.pid))
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.process.returncode}; last lines of "
-                f"{self.log_path}:\n{self.tail()}"
-            )
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 25.0) -> None:
-        """SIGTERM to its group (its own: start_new_session), SIGKILL after `timeout`."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} did not stop in {timeout:g} s: killing it")
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        self.process.wait()
-
-
-def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Child:
-    log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as output:
-        process = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            # Safe here: children are started before this process has a Temporal client (the
-            # only source of native threads that could hold a lock across the fork).
-            preexec_fn=_die_with_parent,
-        )
-    return Child(name, process, log_path)
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[bool]], what: str, within: float, every: float = 0.2
-) -> None:
-    deadline = time.monotonic() + within
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {within:g} s")
-        await asyncio.sleep(every)
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -178,22 +98,11 @@ class TemporalServer:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-def _cli_health(address: str) -> bool:
-    done = subprocess.run(
-        [str(VENV_BIN / "temporal"), "operator", "cluster", "health", "--address", address],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=10,
-    )
-    return done.returncode == 0 and "SERVING" in done.stdout
-
-
 async def start_dev_server(log_dir: Path) -> TemporalServer:
     """The Temporal CLI dev server, in memory (what `make dev` runs, minus SQLite)."""
     port, metrics = free_port(), free_port()
     argv = [
-        str(VENV_BIN / "temporal"),
+        installed_binary("temporal"),
         "server",
         "start-dev",
         "--ip",
@@ -214,14 +123,15 @@ async def start_dev_server(log_dir: Path) -> TemporalServer:
     ]
     for attribute in SEARCH_ATTRIBUTES:
         argv += ["--search-attribute", f"{attribute.name}=Keyword"]
-    child = spawn("temporal", argv, dict(os.environ), log_dir)
+    child = Child("temporal", argv, dict(os.environ), log_dir / "temporal.log")
+    child.start()
     address = f"{HOST}:{port}"
 
     async def healthy() -> bool:
         child.check_alive()
-        return await asyncio.to_thread(_cli_health, address)
+        return await asyncio.to_thread(temporal_cli_healthy, address)
 
-    await eventually(healthy, "Temporal dev server", 60, every=0.3)
+    await wait_until(healthy, "Temporal dev server", 60, every=0.3)
     return TemporalServer(
         kind="dev",
         address=address,
@@ -312,11 +222,6 @@ def service_environment(
     }
 
 
-def child_environment(service: dict[str, str]) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_SERVICE_PREFIXES)}
-    return {**base, **service, "PYTHONUNBUFFERED": "1"}
-
-
 def settings_for(service: dict[str, str]) -> Settings:
     """This process's settings: the same values as the children's environment."""
     return load_settings(**{name.lower(): value for name, value in service.items()})
@@ -355,8 +260,8 @@ class Stack:
 
     def memory(self) -> dict[str, Any]:
         return {
-            "worker_rss_mib": self.worker.rss_mib(),
-            "gateway_rss_mib": self.gateway.rss_mib(),
+            "worker_rss_mib": mib(rss_bytes(self.worker.pid)),
+            "gateway_rss_mib": mib(rss_bytes(self.gateway.pid)),
             "temporal_rss_mib": self.temporal.rss_mib(),
             "bench_process_rss_mib": mib(rss_bytes(os.getpid())),
         }
@@ -404,24 +309,34 @@ async def running_stack(kind: str = "dev", log_dir: Path | None = None) -> Async
         await emulator.start(HOST, 0)
         trunk_id = await emulator.create_inbound_trunk([PHONE_NUMBER], name="bench trunk")
         service = service_environment(temporal, emulator.url, LIVEKIT_KEY, LIVEKIT_SECRET)
-        env = child_environment(service)
+        env = service_process_environment(service)
         python = sys.executable
-        children.append(spawn("worker", [python, "-m", "worker"], env, log_dir))
-        children.append(spawn("gateway", [python, "-m", "webhook_gateway"], env, log_dir))
+        for name, module in (("worker", "worker"), ("gateway", "webhook_gateway")):
+            children.append(Child(name, [python, "-m", module], env, log_dir / f"{name}.log"))
+            children[-1].start()
         worker, gateway = children
         settings = settings_for(service)
         client = await connect_temporal(settings)
         telephony = TelephonyClient(client, settings)
         stack = Stack(
-            temporal, emulator, worker, gateway, service, settings, client, telephony, session,
-            log_dir, trunk_id,
+            temporal,
+            emulator,
+            worker,
+            gateway,
+            service,
+            settings,
+            client,
+            telephony,
+            session,
+            log_dir,
+            trunk_id,
         )
 
         async def gateway_ready() -> bool:
             stack.check_alive()
             return await _gateway_ready(session, stack.gateway_url)
 
-        await eventually(gateway_ready, "gateway", 60)
+        await wait_until(gateway_ready, "gateway", 60)
 
         async def worker_ready() -> bool:
             stack.check_alive()
@@ -431,7 +346,7 @@ async def running_stack(kind: str = "dev", log_dir: Path | None = None) -> Async
                 return False
             return True
 
-        await eventually(worker_ready, "worker", 90, every=0.5)
+        await wait_until(worker_ready, "worker", 90, every=0.5)
         delivery = RoomQueues(f"{stack.gateway_url}/livekit/webhook", LIVEKIT_KEY, LIVEKIT_SECRET)
         await delivery.start()
         emulator.delivery = delivery
@@ -443,7 +358,7 @@ async def running_stack(kind: str = "dev", log_dir: Path | None = None) -> Async
             await delivery.stop()
     finally:
         for child in reversed(children):
-            await asyncio.to_thread(child.stop)
+            await asyncio.to_thread(child.stop, 25.0)
         await session.close()
         await emulator.stop()
         await asyncio.to_thread(temporal.stop)

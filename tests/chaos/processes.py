@@ -3,25 +3,15 @@
 Temporal (the CLI dev server on a SQLite file, so that a restart keeps every room and PIN), the
 LiveKit emulator (`python -m livekit_emulator`, every webhook sent to both gateways), two workers
 (`python -m worker`) and two gateways (`python -m webhook_gateway`), all configured through
-their environment. Each child runs in its own process group, is killed with this process
-(`setpriv --pdeathsig`), logs to `<run dir>/<name>.log` (appended across restarts) and is
-stopped by its own pid: SIGTERM to its group, SIGKILL after a timeout.
+their environment. Each is a `tests.fixtures.processes.Child` logging to `<run dir>/<name>.log`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import os
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,134 +19,24 @@ import aiohttp
 
 from telephony.contracts import SEARCH_ATTRIBUTES
 from tests.fixtures import keys
+from tests.fixtures.processes import (
+    HOST,
+    Child,
+    free_port,
+    installed_binary,
+    service_process_environment,
+    temporal_cli_healthy,
+    wait_until,
+)
 
-HOST = "127.0.0.1"
 PHONE_NUMBER = "+33123456789"
 LIVEKIT_KEY = "chaos"
-# Variables of the service that must not leak into the children from the caller's shell.
-_SERVICE_PREFIXES = ("TELEPHONY_", "ROOM_TELEPHONY_", "LIVEKIT_", "TEMPORAL_")
 # Short intervals, so that quiescence is seconds, not minutes.
 LIVENESS_INTERVAL_SECONDS = 2.0
 SCHEDULE_LEAD_SECONDS = 5.0
 LEASE_GRACE_SECONDS = 3.0
 RECONCILE_INTERVAL_SECONDS = 30.0
 EMPTY_TIMEOUT_SECONDS = 2.0
-
-
-_GIVEN_PORTS: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port never handed out before by this process (two children of one stack must
-    not be given the same one between probing and binding)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind((HOST, 0))
-            port = int(probe.getsockname()[1])
-        if port not in _GIVEN_PORTS:
-            _GIVEN_PORTS.add(port)
-            return port
-
-
-def venv_binary(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} is not installed: run `make install`")
-    return found
-
-
-class ProcessDown(RuntimeError):
-    pass
-
-
-@dataclass
-class Child:
-    """One named child process, restartable with the same command line and environment."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    def start(self) -> None:
-        # Spawned from the calling (main) thread: PDEATHSIG follows the thread that forked.
-        prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
-        with self.log_path.open("ab") as output:
-            output.write(f"--- start {self.starts + 1} of {self.name} ---\n".encode())
-            output.flush()
-            self.process = subprocess.Popen(
-                [*prefix, *self.argv],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.starts += 1
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def check_alive(self) -> None:
-        if not self.alive:
-            code = self.process.returncode if self.process else None
-            raise ProcessDown(f"{self.name} exited ({code}); last lines:\n{self.tail()}")
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        """SIGKILL to its group: no chance to clean up."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:  # never a reaped pid: it may belong to someone else
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM to its group, SIGKILL after `timeout`."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout)
-        self.kill()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[bool]], what: str, within: float, every: float = 0.2
-) -> None:
-    deadline = time.monotonic() + within
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {within:g} s")
-        await asyncio.sleep(every)
-
-
-def _cli_health(address: str) -> bool:
-    try:
-        done = subprocess.run(
-            [venv_binary("temporal"), "operator", "cluster", "health", "--address", address],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return done.returncode == 0 and "SERVING" in done.stdout
 
 
 @dataclass
@@ -224,15 +104,14 @@ class ChaosStack:
         return named
 
     def _child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(_SERVICE_PREFIXES)}
-        return {**base, **self.service_environment(), **(extra or {}), "PYTHONUNBUFFERED": "1"}
+        return service_process_environment(self.service_environment(), extra or {})
 
     # --- life ---------------------------------------------------------------------------------
 
     def _build(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         temporal_argv = [
-            venv_binary("temporal"), "server", "start-dev",
+            installed_binary("temporal"), "server", "start-dev",
             "--ip", HOST,
             "--port", str(self.temporal_port),
             "--ui-port", str(free_port()),
@@ -244,7 +123,7 @@ class ChaosStack:
             "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
             *[a for k in SEARCH_ATTRIBUTES for a in ("--search-attribute", f"{k.name}=Keyword")],
         ]  # fmt: skip
-        base = {k: v for k, v in os.environ.items() if not k.startswith(_SERVICE_PREFIXES)}
+        base = service_process_environment()
         self.temporal = Child("temporal", temporal_argv, base, self.run_dir / "temporal.log")
         python = sys.executable
         emulator_argv = [
@@ -256,12 +135,9 @@ class ChaosStack:
             "--trunk", PHONE_NUMBER,
             "--log-level", "INFO",
         ]  # fmt: skip
-        emulator_env = {
-            **base,
-            "LIVEKIT_API_KEY": LIVEKIT_KEY,
-            "LIVEKIT_API_SECRET": self.livekit_secret,
-            "PYTHONUNBUFFERED": "1",
-        }
+        emulator_env = service_process_environment(
+            {"LIVEKIT_API_KEY": LIVEKIT_KEY, "LIVEKIT_API_SECRET": self.livekit_secret}
+        )
         self.emulator = Child("livekit", emulator_argv, emulator_env, self.run_dir / "livekit.log")
         self.workers = [
             Child(f"worker{i}", [python, "-m", "worker"], self._child_env(),
@@ -299,9 +175,9 @@ class ChaosStack:
 
         async def healthy() -> bool:
             temporal.check_alive()
-            return await asyncio.to_thread(_cli_health, self.temporal_address)
+            return await asyncio.to_thread(temporal_cli_healthy, self.temporal_address)
 
-        await eventually(healthy, "Temporal dev server", within, every=0.3)
+        await wait_until(healthy, "Temporal dev server", within, every=0.3)
 
     async def _http_ok(self, url: str) -> bool:
         try:
@@ -323,7 +199,7 @@ class ChaosStack:
             probes = [f"{self.livekit_url}/", *(f"{u}/readyz" for u in self.gateway_urls)]
             return all(await asyncio.gather(*(self._http_ok(url) for url in probes)))
 
-        await eventually(ready, "chaos stack", within, every=0.3)
+        await wait_until(ready, "chaos stack", within, every=0.3)
 
     async def gateway_up(self, index: int, within: float = 30) -> None:
         url = f"{self.gateway_urls[index]}/readyz"
@@ -332,7 +208,7 @@ class ChaosStack:
             self.gateways[index].check_alive()
             return await self._http_ok(url)
 
-        await eventually(ready, self.gateways[index].name, within)
+        await wait_until(ready, self.gateways[index].name, within)
 
     def revive(self) -> list[str]:
         """Restart workers and gateways that exited on their own (as a supervisor such as
