@@ -33,21 +33,29 @@ from livekit.protocol.sip import (
 
 from bench.stats import ratio, summary
 from livekit_emulator import LiveKitEmulator
+from telephony.contracts import (
+    MANAGED_BY_ATTRIBUTE,
+    MANAGED_BY_VALUE,
+    ROOM_ID_ATTRIBUTE,
+    dispatch_rule_name,
+)
 
 API_KEY = "bench"
 API_SECRET = "bench-secret-0123456789abcdef0123456789"
 
 
-def rule(index: int) -> SIPDispatchRuleInfo:
-    """The rule our service would create for room number `index` (PINs unique per index)."""
-    room = f"bench-room-{index}"
+def managed_rule(room: str, pin: str) -> SIPDispatchRuleInfo:
+    """A rule as our service creates it for `room` (name and attributes from the contracts)."""
     return SIPDispatchRuleInfo(
-        name=f"telephony:{room}",
-        rule=SIPDispatchRule(
-            dispatch_rule_direct=SIPDispatchRuleDirect(room_name=room, pin=f"{index:010d}")
-        ),
-        attributes={"telephony.managed_by": "meet-telephony", "telephony.room_id": room},
+        name=dispatch_rule_name(room),
+        rule=SIPDispatchRule(dispatch_rule_direct=SIPDispatchRuleDirect(room_name=room, pin=pin)),
+        attributes={MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE: room},
     )
+
+
+def rule(index: int) -> SIPDispatchRuleInfo:
+    """The rule for room number `index` (PINs unique per index)."""
+    return managed_rule(f"bench-room-{index}", f"{index:010d}")
 
 
 def fill(emu: LiveKitEmulator, start: int, stop: int) -> None:

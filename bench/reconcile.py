@@ -14,26 +14,17 @@ from typing import Any
 
 from livekit.protocol.sip import (
     CreateSIPDispatchRuleRequest,
-    SIPDispatchRule,
-    SIPDispatchRuleDirect,
     SIPDispatchRuleInfo,
 )
 
+from bench.emulator_rules import managed_rule
 from bench.harness import Stack, log
 from telephony import contracts
-from telephony.contracts import MANAGED_BY_ATTRIBUTE, MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE
 
 
 def _orphan(index: int) -> SIPDispatchRuleInfo:
-    room = f"orphan-{uuid.uuid4()}"
-    return SIPDispatchRuleInfo(
-        name=f"telephony:{room}",
-        # 12 digits: never a PIN the service draws, nor another bench rule's.
-        rule=SIPDispatchRule(
-            dispatch_rule_direct=SIPDispatchRuleDirect(room_name=room, pin=f"9{index:011d}")
-        ),
-        attributes={MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE: room},
-    )
+    # 12 digits: never a PIN the service draws, nor another bench rule's.
+    return managed_rule(f"orphan-{uuid.uuid4()}", f"9{index:011d}")
 
 
 async def _runs(stack: Stack, workflow_id: str) -> list[dict[str, Any]]:
