@@ -49,3 +49,22 @@ async def connect_temporal(
     if runtime is not None:
         options["runtime"] = runtime
     return await Client.connect(data_converter=data_converter(settings), lazy=lazy, **options)
+
+
+def temporal_connection_problem(exc: BaseException) -> str:
+    """Why Temporal could not be reached, in a few words (the SDK's text quotes its transport
+    internals: `tonic::transport::Error(...)`)."""
+    text = str(exc)
+    lowered = text.lower()
+    for marker, reason in (
+        ("refused", "connection refused"),
+        ("dns error", "host name not found"),
+        ("timed out", "timed out"),
+        ("certificate", "TLS certificate problem"),
+        ("unauthenticated", "credentials refused"),
+    ):
+        if marker in lowered:
+            return reason
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return text.splitlines()[0][:120] if text else type(exc).__name__

@@ -7,7 +7,6 @@ stopped and started again with the same state while the gateway and worker keep 
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,12 +14,11 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from telephony.contracts import SEARCH_ATTRIBUTES
 from tests.fixtures.gateway import Gateway, gateway_stack, webhook_body
-from tests.fixtures.keys import DATA_CONVERTER
 from tests.fixtures.livekit import EmulatorFactory
 from tests.fixtures.polling import eventually
-from tests.fixtures.temporal import installed_binary
+from tests.fixtures.processes import free_port
+from tests.fixtures.temporal import start_dev_server
 from webhook_gateway import Deadlines
 
 # Short, so the test does not wait 5 s for each refused delivery.
@@ -31,21 +29,13 @@ class RestartableTemporal:
     """A dev server that can be stopped and restarted on the same port with the same database."""
 
     def __init__(self, database: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
+        self.port = free_port()
         self.database = database
         self.env: WorkflowEnvironment | None = None
 
     async def start(self) -> WorkflowEnvironment:
-        self.env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=installed_binary("temporal"),
-            ip="127.0.0.1",
-            port=self.port,
-            ui=False,
-            dev_server_database_filename=str(self.database),
-            data_converter=DATA_CONVERTER,
-            search_attributes=SEARCH_ATTRIBUTES,
+        self.env = await start_dev_server(
+            port=self.port, ui=False, dev_server_database_filename=str(self.database)
         )
         return self.env
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -19,13 +18,9 @@ from telephony.client import TelephonyClient
 from tests.fixtures import keys
 from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET
 from tests.fixtures.polling import eventually
+from tests.fixtures.processes import free_port
 from tests.fixtures.stack import PHONE_NUMBER, stack_settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.fixtures.temporal import start_dev_server
 
 
 @asynccontextmanager
@@ -123,3 +118,35 @@ async def test_a_bad_setting_stops_the_worker_with_one_line_naming_the_variable(
 
     assert code == 2
     assert len(lines) == 1 and "ROOM_TELEPHONY_PIN_LENGTH" in lines[0]
+
+
+async def _read_until(process: asyncio.subprocess.Process, marker: str, within: float) -> str:
+    assert process.stdout is not None
+    seen: list[str] = []
+    async with asyncio.timeout(within):
+        while not seen or marker not in seen[-1]:
+            line = await process.stdout.readline()
+            assert line, f"worker exited before {marker!r}:\n{''.join(seen)}"
+            seen.append(line.decode())
+    return "".join(seen)
+
+
+async def test_a_worker_started_while_temporal_is_down_waits_for_it_and_then_serves(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    settings = stack_settings(emulator)
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    async with worker_process(
+        temporal_env, emulator, settings.telephony_task_queue, TEMPORAL_ADDRESS=address
+    ) as process:
+        waiting = await _read_until(process, "retrying in", 30)
+        assert f"Temporal at {address} is not reachable (connection refused)" in waiting
+        assert "Traceback" not in waiting and "tonic" not in waiting
+
+        async with await start_dev_server(port=port, ui=False) as late:
+            await _read_until(process, "worker running", 60)
+            client = TelephonyClient(late.client, settings)
+            info = await asyncio.wait_for(client.register_room(str(uuid.uuid4())), 30)
+
+    assert len(info.pin) == settings.room_telephony_pin_length

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
@@ -17,7 +18,7 @@ from temporalio.worker import Worker
 from activities import PinSource, build_activities, open_livekit_api
 from telephony.process import EXIT_OK, exit_process, start_process, stop_on_signals
 from telephony.settings import Settings
-from telephony.temporal import connect_temporal
+from telephony.temporal import connect_temporal, temporal_connection_problem
 from worker.schedule import ensure_reconcile_schedule, reconcile_now
 from worker.search_attributes import ensure_search_attributes
 from workflows.pin_lease import PinLeaseWorkflow
@@ -35,6 +36,8 @@ WORKFLOWS: Sequence[type] = (
 )
 # In-flight activities get this long to finish on shutdown; Temporal retries the rest elsewhere.
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+# Waits between attempts to reach Temporal at start, the last one repeated.
+CONNECT_BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
@@ -65,10 +68,39 @@ async def running_worker(
             yield worker
 
 
+async def connect_when_reachable(
+    settings: Settings, runtime: Runtime | None, stop: asyncio.Event
+) -> Client | None:
+    """A client once Temporal answers (None if `stop` is set first).
+
+    Temporal down when the worker starts (a rolling restart, a cluster still coming up) is an
+    outage to wait out with one line per attempt, not a crash with a traceback.
+    """
+    for attempt in itertools.count():
+        try:
+            return await connect_temporal(settings, runtime=runtime)
+        except RuntimeError as exc:
+            delay = CONNECT_BACKOFF_SECONDS[min(attempt, len(CONNECT_BACKOFF_SECONDS) - 1)]
+            log.warning(
+                "Temporal at %s is not reachable (%s); retrying in %gs",
+                settings.temporal_address,
+                temporal_connection_problem(exc),
+                delay,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return None
+    raise AssertionError("unreachable")
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Connect, register search attributes, and run until `stop` is set (or SIGTERM/SIGINT)."""
     stop = stop or stop_on_signals()
-    client = await connect_temporal(settings, runtime=metrics_runtime(settings))
+    client = await connect_when_reachable(settings, metrics_runtime(settings), stop)
+    if client is None:
+        log.info("worker stopped before Temporal was reachable")
+        return
     await ensure_search_attributes(client)
     await ensure_reconcile_schedule(client, settings)
     async with running_worker(settings, client):
