@@ -69,6 +69,8 @@ class PinActivities:
     @activity.defn(name=contracts.LEASE_PIN)
     async def lease_pin(self, request: LeasePinRequest) -> LeasedPin:
         owner = contracts.room_workflow_id(request.owner_room_id)
+        if request.requested_pin is not None:
+            return await self._lease_requested(request.requested_pin, owner, request.owner_room_id)
         for _ in range(request.max_draws):
             pin = draw_pin(request.pin_length, self._source)
             lease_id = self._lease_id_of(pin)
@@ -80,6 +82,22 @@ class PinActivities:
             "raise ROOM_TELEPHONY_PIN_LENGTH (or ROOM_TELEPHONY_PIN_MAX_RETRIES)",
             type=contracts.PIN_SPACE_EXHAUSTED,
             non_retryable=True,
+        )
+
+    async def _lease_requested(self, pin: str, owner: str, room_id: str) -> LeasedPin:
+        if not is_valid_pin(pin):
+            # Never echo the value: it may be a real PIN.
+            raise ApplicationError(
+                f"a requested PIN must be {PIN_RULE}",
+                type=contracts.INVALID_PIN,
+                non_retryable=True,
+            )
+        lease_id = self._lease_id_of(pin)
+        if await self._start_lease(lease_id, owner, room_id):
+            return LeasedPin(pin=pin, lease_id=lease_id)
+        # Nothing about the holder: a caller must not learn which room has a PIN.
+        raise ApplicationError(
+            "the requested PIN is taken", type=contracts.PIN_TAKEN, non_retryable=True
         )
 
     async def _start_lease(self, lease_id: str, owner: str, room_id: str) -> bool:

@@ -36,6 +36,7 @@ from telephony.models import (
     RegisterRoom,
     RoomListing,
     RoomStatus,
+    RotatePin,
     Schedule,
     ScheduleWindow,
     TelephonyConfig,
@@ -43,6 +44,7 @@ from telephony.models import (
     is_valid_room_id,
     schedule_problem,
 )
+from telephony.pins import PIN_RULE, is_valid_pin, normalized_pin
 from telephony.settings import Settings
 from telephony.temporal import connect_temporal
 
@@ -77,6 +79,22 @@ class PinSpaceExhausted(TelephonyError):
     code = "pin_space_exhausted"
 
 
+class InvalidPin(TelephonyError):
+    code = "invalid_pin"
+
+
+class PinTaken(TelephonyError):
+    """The requested PIN is another room's (which one is never said)."""
+
+    code = "pin_taken"
+
+
+class PinConflict(TelephonyError):
+    """A PIN was requested for a room that has another: rotate to it instead."""
+
+    code = "pin_conflict"
+
+
 class TelephonyUnavailable(TelephonyError):
     """Temporal cannot be reached (or did not answer in time): try again later."""
 
@@ -89,6 +107,9 @@ _ERRORS_BY_TYPE: dict[str, type[TelephonyError]] = {
     contracts.INVALID_ROOM_ID: InvalidRoomId,
     contracts.INVALID_SCHEDULE: InvalidSchedule,
     contracts.PIN_SPACE_EXHAUSTED: PinSpaceExhausted,
+    contracts.INVALID_PIN: InvalidPin,
+    contracts.PIN_TAKEN: PinTaken,
+    contracts.PIN_CONFLICT: PinConflict,
 }
 _UNAVAILABLE_CODES = {
     RPCStatusCode.UNAVAILABLE,
@@ -120,10 +141,18 @@ class TelephonyClient:
     # --- rooms --------------------------------------------------------------------------------
 
     async def register_room(
-        self, room_id: str, schedule: Sequence[ScheduleWindow] | None = None
+        self,
+        room_id: str,
+        schedule: Sequence[ScheduleWindow] | None = None,
+        pin: str | None = None,
     ) -> DialInInfo:
-        """Register (idempotent): the first call allocates the PIN, later calls return it."""
+        """Register (idempotent): the first call allocates the PIN, later calls return it.
+
+        `pin`: keep a PIN the room already has (4-16 digits, spaces and dashes allowed) if it is
+        free (`PinTaken` if not); `PinConflict` if the room is registered with another.
+        """
         self._check_room_id(room_id)
+        pin = _requested_pin(pin)
         if not self.settings.room_telephony_enabled:
             raise TelephonyDisabled("telephony is disabled (ROOM_TELEPHONY_ENABLED is false)")
         if schedule is not None:
@@ -132,6 +161,7 @@ class TelephonyClient:
             room_id=room_id,
             policy=self.settings.room_policy(),
             schedule=list(schedule) if schedule is not None else None,
+            pin=pin,
         )
         start: WithStartWorkflowOperation[Any, RoomStatus] = WithStartWorkflowOperation(
             contracts.ROOM_WORKFLOW,
@@ -173,8 +203,10 @@ class TelephonyClient:
     async def get_room(self, room_id: str) -> DialInInfo:
         return await self.dial_in(await self.get_status(room_id))
 
-    async def rotate_pin(self, room_id: str) -> DialInInfo:
-        return await self.dial_in(await self._update(room_id, contracts.ROTATE_PIN_UPDATE))
+    async def rotate_pin(self, room_id: str, pin: str | None = None) -> DialInInfo:
+        """A new PIN for the room: `pin` if given and free, else a drawn one."""
+        request = RotatePin(pin=_requested_pin(pin))
+        return await self.dial_in(await self._update(room_id, contracts.ROTATE_PIN_UPDATE, request))
 
     async def set_schedule(self, room_id: str, windows: Sequence[ScheduleWindow]) -> DialInInfo:
         _check_schedule(windows)
@@ -319,6 +351,17 @@ class TelephonyClient:
         except RuntimeError as exc:  # connection lost inside the SDK's core
             raise TelephonyUnavailable(f"Temporal is unavailable: {exc}") from None
         return result
+
+
+def _requested_pin(pin: str | None) -> str | None:
+    """The digits of a requested PIN, as printed or typed ("841 451-6303"); `InvalidPin` if
+    they are not 4-16 digits (the value is never echoed: it may be a real PIN)."""
+    if pin is None:
+        return None
+    digits = normalized_pin(pin)
+    if not is_valid_pin(digits):
+        raise InvalidPin(f"a requested PIN must be {PIN_RULE} (spaces and dashes allowed)")
+    return digits
 
 
 def _check_schedule(windows: Sequence[ScheduleWindow]) -> None:

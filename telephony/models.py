@@ -140,6 +140,8 @@ class RegisterRoom(Model):
     room_id: str
     policy: RoomPolicy
     schedule: list[ScheduleWindow] | None = Field(default=None, max_length=MAX_SCHEDULE_WINDOWS)
+    # A PIN the room already has elsewhere (e.g. Meet's `pin_code`): adopted if free.
+    pin: str | None = None
     # Test seam: continue-as-new once the run's history is this long (default: when Temporal
     # suggests it). Not exposed by the client or the HTTP API.
     history_event_threshold: int | None = Field(default=None, ge=10)
@@ -241,6 +243,12 @@ class LeasePinRequest(Model):
     pin_length: PinLength
     max_draws: int = Field(ge=1)
     requested_pin: str | None = None
+
+
+class RotatePin(Model):
+    """Rotate to `pin` if given (and free), else to a newly drawn PIN."""
+
+    pin: str | None = None
 
 
 class LeasedPin(Model):

@@ -31,6 +31,12 @@ def is_valid_pin(pin: str) -> bool:
     return pin.isascii() and pin.isdigit() and is_valid_pin_length(len(pin))
 
 
+def normalized_pin(text: str) -> str:
+    """A PIN as people write it ("841 451 6303", "841-451-6303") as the digits alone; what is
+    left still has to pass `is_valid_pin`."""
+    return "".join(text.split()).replace("-", "")
+
+
 MIN_PIN_HASH_KEY_LENGTH: Final = 32
 # 128 bits of HMAC-SHA256: ids of two different PINs never collide in practice, so Temporal's
 # one-open-workflow-per-id rule still makes the lease a PIN's unique reservation.

@@ -29,11 +29,13 @@ with workflow.unsafe.imports_passed_through():
         RoomLiveness,
         RoomMemo,
         RoomStatus,
+        RotatePin,
         Schedule,
         ScheduleWindow,
         is_valid_room_id,
         schedule_problem,
     )
+    from telephony.pins import PIN_RULE, is_valid_pin
     from workflows.pin_lease import PinLeaseWorkflow
     from workflows.state import RoomPhase, RoomWorkflowInput, RoomWorkflowState, RuleRef
 
@@ -54,6 +56,9 @@ CONVERGENCE_WAIT = timedelta(seconds=30)
 # update's workflow task): registration costs no extra task round trips.
 LEASE_TIMEOUT = timedelta(seconds=30)
 LEASE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=5))
+_PIN_CONFLICT_MESSAGE = (
+    "the room already has another PIN: change it with pin/rotate and the requested PIN"
+)
 # The registration's liveness check, beside the lease: past this, the run loop asks instead.
 LIVENESS_PROBE_TIMEOUT = timedelta(seconds=2)
 
@@ -133,9 +138,12 @@ class RoomTelephonyWorkflow:
             # (set before any await, so the run loop does not end the run meanwhile).
             state.phase = RoomPhase.REGISTERED
         async with self.pin_lock:
+            if state.pin is not None and request.pin not in (None, state.pin):
+                # Checked again under the lock: a concurrent registration may have leased one.
+                raise ApplicationError(_PIN_CONFLICT_MESSAGE, type=contracts.PIN_CONFLICT)
             if state.pin is None:
                 try:
-                    leased = await self._lease_pin()
+                    leased = await self._lease_pin(request.pin)
                 except ApplicationError:
                     # No PIN: a first registration fails the run, a re-registration leaves
                     # the room to finish unregistering.
@@ -162,12 +170,26 @@ class RoomTelephonyWorkflow:
             )
         if request.schedule is not None:
             self._check_schedule(request.schedule)
+        if request.pin is not None:
+            self._check_requested_pin(request.pin)
+            if self.state.pin is not None and request.pin != self.state.pin:
+                raise ApplicationError(_PIN_CONFLICT_MESSAGE, type=contracts.PIN_CONFLICT)
+
+    def _check_requested_pin(self, pin: str) -> None:
+        # Any 4-16 digits, whatever the configured length: operators change it over time.
+        if not is_valid_pin(pin):
+            raise ApplicationError(
+                f"a requested PIN must be {PIN_RULE}", type=contracts.INVALID_PIN
+            )
 
     @workflow.update(name=contracts.ROTATE_PIN_UPDATE)
-    async def rotate_pin(self) -> RoomStatus:
+    async def rotate_pin(self, request: RotatePin | None = None) -> RoomStatus:
         state = self.state
+        requested = request.pin if request is not None else None
         async with self.pin_lock:
-            leased = await self._lease_pin()
+            if requested is not None and requested == state.pin:
+                return state.status()  # already this room's PIN: nothing to rotate
+            leased = await self._lease_pin(requested)
             if state.pin is not None and state.lease_id is not None:
                 state.leases_to_release.append(LeasedPin(pin=state.pin, lease_id=state.lease_id))
             state.pin, state.lease_id = leased.pin, leased.lease_id
@@ -176,8 +198,10 @@ class RoomTelephonyWorkflow:
         return self.state.status()
 
     @rotate_pin.validator
-    def _validate_rotate_pin(self) -> None:
+    def _validate_rotate_pin(self, request: RotatePin | None = None) -> None:
         self._require_registered()
+        if request is not None and request.pin is not None:
+            self._check_requested_pin(request.pin)
 
     @workflow.update(name=contracts.SET_SCHEDULE_UPDATE)
     async def set_schedule(self, schedule: Schedule) -> RoomStatus:
@@ -237,10 +261,12 @@ class RoomTelephonyWorkflow:
 
     # --- PIN leases ---------------------------------------------------------------------------
 
-    async def _lease_pin(self) -> LeasedPin:
-        """A PIN whose lease has started (the lease's workflow id is the uniqueness check).
+    async def _lease_pin(self, requested: str | None = None) -> LeasedPin:
+        """A PIN whose lease has started (the lease's workflow id is the uniqueness check):
+        `requested` if given and free, else a drawn one.
 
-        Raises `ApplicationError` (e.g. `PinSpaceExhausted`), which fails the update only.
+        Raises `ApplicationError` (e.g. `PinSpaceExhausted`, `PinTaken`), which fails the
+        update only.
         """
         policy = self.state.policy
         assert policy is not None
@@ -251,6 +277,7 @@ class RoomTelephonyWorkflow:
                     owner_room_id=self.state.room_id,
                     pin_length=policy.pin_length,
                     max_draws=policy.pin_max_retries,
+                    requested_pin=requested,
                 ),
                 result_type=LeasedPin,
                 summary="lease a PIN",
