@@ -216,8 +216,29 @@ async def run_kind(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             ),
         )
     results["machine"]["load_average_at_end"] = load_average()
+    if args.sections:
+        results = _merged(_read(kind), results, wanted)
     write_result(kind, results)
     return results
+
+
+def _merged(
+    previous: dict[str, Any] | None, run: dict[str, Any], wanted: list[str]
+) -> dict[str, Any]:
+    """A run of some sections updates those in the kind's result file and keeps the others;
+    `partial_runs` says which sections came from which run (machine, load, sizes)."""
+    if previous is None:
+        return run
+    merged = dict(previous)
+    for section in wanted:
+        if section in run:
+            merged[section] = run[section]
+    merged["load"] = {**previous.get("load", {}), **run.get("load", {})}
+    merged["partial_runs"] = [
+        *previous.get("partial_runs", []),
+        {"sections": wanted, "machine": run["machine"], "sizes": run["sizes"]},
+    ]
+    return merged
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -367,6 +388,13 @@ def table(dev: dict[str, Any] | None, cluster: dict[str, Any] | None) -> str:
                 f"({machine['cpu']}), {machine['memory_gib']} GiB, load average at start "
                 f"{machine['load_average']}, at end {machine.get('load_average_at_end')}"
             )
+            for partial in data.get("partial_runs", []):
+                at = partial["machine"]
+                lines.append(
+                    f"{name}, re-measured {', '.join(partial['sections'])}: {at['at']}, load "
+                    f"average at start {at['load_average']}, at end "
+                    f"{at.get('load_average_at_end')}"
+                )
     return "\n".join(lines) + "\n"
 
 
