@@ -3,6 +3,7 @@ JSON errors `{"error", "message"}` and no 500 for bad input."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -75,6 +76,56 @@ async def test_rotate_gives_the_room_a_new_pin(gw: GatewayStack) -> None:
     assert reply.status == 200
     assert reply.json["pin"] != before.json["pin"]
     assert (await gw.gateway.api("GET", f"/rooms/{room}")).json["pin"] == reply.json["pin"]
+
+
+def requested_pin() -> str:
+    # 9 digits: a length no random draw of the shared dev server uses.
+    return "".join(secrets.choice("0123456789") for _ in range(9))
+
+
+async def test_put_with_a_free_pin_registers_the_room_with_it(gw: GatewayStack) -> None:
+    pin = requested_pin()
+
+    reply = await gw.gateway.api("PUT", f"/rooms/{new_room()}", json={"pin": pin})
+
+    assert (reply.status, reply.json["pin"]) == (200, pin)
+
+
+async def test_put_with_another_rooms_pin_is_409_pin_taken(gw: GatewayStack) -> None:
+    pin, holder = requested_pin(), new_room()
+    await gw.gateway.api("PUT", f"/rooms/{holder}", json={"pin": pin})
+
+    reply = await gw.gateway.api("PUT", f"/rooms/{new_room()}", json={"pin": pin})
+
+    assert (reply.status, reply.json["error"]) == (409, "pin_taken")
+    assert holder not in reply.json["message"] and pin not in reply.json["message"]
+
+
+async def test_put_with_a_pin_other_than_the_rooms_is_409_pin_conflict(gw: GatewayStack) -> None:
+    room = new_room()
+    await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    reply = await gw.gateway.api("PUT", f"/rooms/{room}", json={"pin": requested_pin()})
+
+    assert (reply.status, reply.json["error"]) == (409, "pin_conflict")
+
+
+@pytest.mark.parametrize("pin", ["123", "12a456", 123456, "1" * 17])
+async def test_put_with_a_pin_that_is_not_4_to_16_digits_is_400(
+    gw: GatewayStack, pin: object
+) -> None:
+    reply = await gw.gateway.api("PUT", f"/rooms/{new_room()}", json={"pin": pin})
+
+    assert (reply.status, reply.json["error"]) == (400, "invalid_pin")
+
+
+async def test_rotate_with_a_requested_pin_gives_the_room_that_pin(gw: GatewayStack) -> None:
+    room, pin = new_room(), requested_pin()
+    await gw.gateway.api("PUT", f"/rooms/{room}")
+
+    reply = await gw.gateway.api("POST", f"/rooms/{room}/pin/rotate", json={"pin": pin})
+
+    assert (reply.status, reply.json["pin"]) == (200, pin)
 
 
 async def test_put_schedule_replaces_the_rooms_windows(gw: GatewayStack) -> None:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ValidationError
 from telephony.client import TelephonyClient, TelephonyError
 from webhook_gateway.authorization import bearer_problem
 from webhook_gateway.bodies import read_body
-from webhook_gateway.errors import ApiError, from_telephony_error, unavailable
-from webhook_gateway.schemas import RegisterRoomBody, SetScheduleBody
+from webhook_gateway.errors import ApiError, ErrorCode, from_telephony_error, unavailable
+from webhook_gateway.schemas import RegisterRoomBody, RotatePinBody, SetScheduleBody
 
 PREFIX = "/api/v1"
 
@@ -48,21 +48,25 @@ class Api:
     # --- routes -------------------------------------------------------------------------------
 
     async def register_room(self, request: web.Request) -> web.Response:
-        body = await _optional_body(request, RegisterRoomBody)
-        schedule = body.schedule if body is not None else None
-        info = await self._call(self._client.register_room(_room_id(request), schedule))
+        body = await _optional_body(request, RegisterRoomBody) or RegisterRoomBody()
+        info = await self._call(
+            self._client.register_room(_room_id(request), body.schedule, pin=body.pin)
+        )
         return _json(info)
 
     async def get_room(self, request: web.Request) -> web.Response:
         return _json(await self._call(self._client.get_room(_room_id(request))))
 
     async def rotate_pin(self, request: web.Request) -> web.Response:
-        return _json(await self._call(self._client.rotate_pin(_room_id(request))))
+        body = await _optional_body(request, RotatePinBody) or RotatePinBody()
+        return _json(await self._call(self._client.rotate_pin(_room_id(request), pin=body.pin)))
 
     async def set_schedule(self, request: web.Request) -> web.Response:
         body = await _optional_body(request, SetScheduleBody)
         if body is None:
-            raise ApiError(400, "invalid_schedule", 'a JSON body {"windows": [...]} is required')
+            raise ApiError(
+                400, ErrorCode.INVALID_SCHEDULE, 'a JSON body {"windows": [...]} is required'
+            )
         info = await self._call(self._client.set_schedule(_room_id(request), body.windows))
         return _json(info)
 
@@ -99,7 +103,15 @@ class Api:
             raise from_telephony_error(exc) from None
 
 
-def _unauthorized(code: str, message: str) -> ApiError:
+# A body field that fails validation answers with its own code.
+_BODY_FIELD_CODES = {
+    "schedule": ErrorCode.INVALID_SCHEDULE,
+    "windows": ErrorCode.INVALID_SCHEDULE,
+    "pin": ErrorCode.INVALID_PIN,
+}
+
+
+def _unauthorized(code: ErrorCode, message: str) -> ApiError:
     return ApiError(401, code, message, {"WWW-Authenticate": 'Bearer realm="meet-telephony"'})
 
 
@@ -121,12 +133,9 @@ async def _optional_body(request: web.Request, model: type[B]) -> B | None:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         if any(error["type"] == "json_invalid" for error in errors):
-            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+            raise ApiError(400, ErrorCode.INVALID_JSON, "the body is not valid JSON") from None
         first = errors[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        code = (
-            "invalid_schedule"
-            if first["loc"][:1] in {("schedule",), ("windows",)}
-            else ("invalid_body")
-        )
+        code = _BODY_FIELD_CODES.get(str(first["loc"][0]) if first["loc"] else "")
+        code = code or ErrorCode.INVALID_BODY
         raise ApiError(400, code, f"{where}: {first['msg']}") from None

@@ -18,7 +18,7 @@ from telephony.codec import EncryptionCodec
 from telephony.settings import Settings, reveal
 from webhook_gateway.api import Api
 from webhook_gateway.codec import CodecEndpoint
-from webhook_gateway.errors import RETRY_AFTER_SECONDS, ApiError, error_response
+from webhook_gateway.errors import RETRY_AFTER_SECONDS, ApiError, ErrorCode, error_response
 from webhook_gateway.metrics import GatewayMetrics
 from webhook_gateway.openapi import build_openapi
 from webhook_gateway.schemas import HealthAnswer, ReadinessAnswer
@@ -141,6 +141,14 @@ async def readyz(request: web.Request) -> web.Response:
 # --- middlewares ----------------------------------------------------------------------------
 
 
+# aiohttp's own refusals (routing, its body limit), in the gateway's codes.
+_HTTP_EXCEPTION_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.BODY_TOO_LARGE,
+}
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error is the JSON error body; unexpected ones are logged, never shown."""
@@ -152,13 +160,19 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
-        code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.reason, headers)
+        return error_response(
+            exc.status,
+            _HTTP_EXCEPTION_CODES.get(exc.status, ErrorCode.BAD_REQUEST)
+            if exc.status < 500
+            else ErrorCode.INTERNAL_ERROR,
+            exc.reason,
+            headers,
+        )
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.rel_url.path)
-        return error_response(500, "internal_error", "an unexpected error occurred")
+        log.exception("unexpected error on %s %s", request.method, printable(request.rel_url.path))
+        return error_response(500, ErrorCode.INTERNAL_ERROR, "an unexpected error occurred")
 
 
 def _observe(metrics: GatewayMetrics) -> Middleware:
@@ -178,10 +192,23 @@ def _observe(metrics: GatewayMetrics) -> Middleware:
             route = _route_template(request)
             metrics.request(route, request.method, status, elapsed)
             access_log.info(
-                "%s %s %d %.1fms", request.method, request.rel_url.path, status, elapsed * 1000
+                "%s %s %d %.1fms",
+                request.method,
+                printable(request.rel_url.path),
+                status,
+                elapsed * 1000,
             )
 
     return observe
+
+
+def printable(text: str) -> str:
+    """`text` with control and other unprintable characters escaped (`\\x1b`): a path is the
+    client's to choose, and raw escapes in a log line can rewrite a terminal or forge lines."""
+    return "".join(
+        c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in text
+    )
 
 
 def _route_template(request: web.Request) -> str:

@@ -7,6 +7,8 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from webhook_gateway.errors import ErrorCode
+
 _BEARER = re.compile(r"^\s*bearer(?:\s+(?P<token>.*)|\s*)$", re.IGNORECASE | re.DOTALL)
 
 
@@ -26,14 +28,14 @@ def read_authorization(header: str | None) -> Credential | None:
     return Credential(bearer=False, token=header.strip())
 
 
-def bearer_problem(header: str | None, expected: bytes) -> tuple[str, str] | None:
+def bearer_problem(header: str | None, expected: bytes) -> tuple[ErrorCode, str] | None:
     """Why `header` does not carry `Bearer <expected>`, as (error code, message); None if it
     does. The comparison takes the same time whatever the given token."""
     credential = read_authorization(header)
     if credential is None or (credential.bearer and not credential.token):
-        return "missing_token", "Authorization: Bearer <token> is required"
+        return ErrorCode.MISSING_TOKEN, "Authorization: Bearer <token> is required"
     if not credential.bearer:
-        return "invalid_token", "the Authorization header is not a bearer token"
+        return ErrorCode.INVALID_TOKEN, "the Authorization header is not a bearer token"
     if not hmac.compare_digest(credential.token.encode(errors="replace"), expected):
-        return "invalid_token", "the token is not valid"
+        return ErrorCode.INVALID_TOKEN, "the token is not valid"
     return None

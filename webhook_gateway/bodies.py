@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from webhook_gateway.errors import ApiError
+from webhook_gateway.errors import ApiError, ErrorCode
 
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB
 _CHUNK = 64 * 1024
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"the request body is over {limit} bytes")
+    return ApiError(413, ErrorCode.BODY_TOO_LARGE, f"the request body is over {limit} bytes")
 
 
 async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:

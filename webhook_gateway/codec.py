@@ -24,7 +24,7 @@ from temporalio.converter import PayloadCodec
 from telephony.codec import PayloadDecryptionError
 from webhook_gateway.authorization import bearer_problem
 from webhook_gateway.bodies import read_body
-from webhook_gateway.errors import ApiError
+from webhook_gateway.errors import ApiError, ErrorCode
 
 PREFIX: Final = "/codec"
 COOKIE: Final = "telephony_codec"
@@ -73,12 +73,15 @@ class CodecEndpoint:
                 json_format.Parse(raw or b"{}", payloads)
             except json_format.ParseError:
                 raise ApiError(
-                    400, "invalid_body", 'the body is not protobuf-JSON {"payloads": [...]}', cors
+                    400,
+                    ErrorCode.INVALID_BODY,
+                    'the body is not protobuf-JSON {"payloads": [...]}',
+                    cors,
                 ) from None
             try:
                 result = await transform(list(payloads.payloads))
             except PayloadDecryptionError as exc:
-                raise ApiError(400, "undecodable_payload", str(exc), cors) from None
+                raise ApiError(400, ErrorCode.UNDECODABLE_PAYLOAD, str(exc), cors) from None
             body = json_format.MessageToJson(Payloads(payloads=result), indent=None)
             return web.json_response(text=body, headers=cors)
 
@@ -87,7 +90,9 @@ class CodecEndpoint:
     async def preflight(self, request: web.Request) -> web.Response:
         cors = self._cors_headers(request)
         if not cors:
-            raise ApiError(403, "origin_not_allowed", "this origin may not call the codec endpoint")
+            raise ApiError(
+                403, ErrorCode.ORIGIN_NOT_ALLOWED, "this origin may not call the codec endpoint"
+            )
         return web.Response(
             status=204,
             headers={
@@ -105,7 +110,7 @@ class CodecEndpoint:
         form = await request.post()
         given = form.get("token")
         if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._token):
-            raise ApiError(401, "invalid_token", "the codec token is not valid")
+            raise ApiError(401, ErrorCode.INVALID_TOKEN, "the codec token is not valid")
         response = web.Response(
             text="Signed in: the Temporal UI can now decode payloads from this browser.",
             content_type="text/plain",

@@ -7,15 +7,20 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from telephony.client import (
+    InvalidPin,
     InvalidRoomId,
     InvalidSchedule,
+    PinConflict,
     PinSpaceExhausted,
+    PinTaken,
     RoomNotRegistered,
     TelephonyDisabled,
     TelephonyError,
     TelephonyUnavailable,
 )
-from webhook_gateway.schemas import ErrorBody
+
+__all__ = ["ApiError", "ErrorCode", "error_response", "from_telephony_error", "unavailable"]
+from webhook_gateway.schemas import ErrorBody, ErrorCode
 
 # LiveKit and backends retry after this many seconds when Temporal is unreachable.
 RETRY_AFTER_SECONDS = 5
@@ -23,9 +28,12 @@ RETRY_AFTER_SECONDS = 5
 _STATUS_BY_ERROR: dict[type[TelephonyError], int] = {
     InvalidRoomId: 400,
     InvalidSchedule: 400,
+    InvalidPin: 400,
     RoomNotRegistered: 404,
     TelephonyDisabled: 409,
     PinSpaceExhausted: 409,
+    PinTaken: 409,
+    PinConflict: 409,
     TelephonyUnavailable: 503,
 }
 # Temporal answered, but with something the client could not classify (a workflow bug, a refused
@@ -39,7 +47,7 @@ class ApiError(Exception):
     def __init__(
         self,
         status: int,
-        code: str,
+        code: ErrorCode,
         message: str,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -54,13 +62,13 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int, code: ErrorCode, message: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     body = ErrorBody(error=code, message=message).model_dump_json()
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
-def unavailable(message: str, code: str = TelephonyUnavailable.code) -> ApiError:
+def unavailable(message: str, code: ErrorCode = ErrorCode.TEMPORAL_UNAVAILABLE) -> ApiError:
     return ApiError(503, code, message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
@@ -71,5 +79,5 @@ def from_telephony_error(exc: TelephonyError) -> ApiError:
         UPSTREAM_ERROR_STATUS,
     )
     if status == 503:
-        return unavailable(str(exc), exc.code)
-    return ApiError(status, exc.code, str(exc))
+        return unavailable(str(exc), ErrorCode(exc.code))
+    return ApiError(status, ErrorCode(exc.code), str(exc))

@@ -15,6 +15,7 @@ from webhook_gateway.schemas import (
     HealthAnswer,
     ReadinessAnswer,
     RegisterRoomBody,
+    RotatePinBody,
     SetScheduleBody,
     WebhookAnswer,
 )
@@ -22,6 +23,7 @@ from webhook_gateway.schemas import (
 REF = "#/components/schemas/{model}"
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (RegisterRoomBody, "validation"),
+    (RotatePinBody, "validation"),
     (SetScheduleBody, "validation"),
     (DialInInfo, "serialization"),
     (TelephonyConfig, "serialization"),
@@ -60,11 +62,13 @@ def build_openapi(version: str) -> dict[str, Any]:
         return {"description": description, "content": json_content(model, "serialization")}
 
     room_errors = {
-        "400": error("invalid room id, schedule or JSON body"),
+        "400": error("invalid room id, schedule, PIN or JSON body"),
         "401": error("missing or invalid API token"),
         "404": error("the room is not registered"),
-        "409": error("telephony is disabled, or the PIN space is exhausted"),
-        "413": error(f"body over {MAX_BODY_BYTES} bytes"),
+        "409": error(
+            "telephony is disabled, the PIN space is exhausted, the requested PIN is another "
+            "room's (`pin_taken`), or the room has another PIN (`pin_conflict`)"
+        ),
         "502": error("Temporal refused the call for an unclassified reason"),
         "503": error("Temporal is unreachable; retry later", retry_after=True),
     }
@@ -94,6 +98,7 @@ def build_openapi(version: str) -> dict[str, Any]:
             "responses": {success_status: success, **room_errors},
         }
         if body is not None:
+            operation["responses"]["413"] = error(f"body over {MAX_BODY_BYTES} bytes")
             operation["requestBody"] = {
                 "required": body_required,
                 "content": json_content(body, "validation"),
@@ -108,6 +113,8 @@ def build_openapi(version: str) -> dict[str, Any]:
             "version": version,
             "description": "LiveKit webhooks in, the backend telephony API, and operations.",
         },
+        # Relative: the gateway that serves this document.
+        "servers": [{"url": "/", "description": "this gateway"}],
         "paths": {
             "/api/v1/rooms/{room_id}": {
                 "put": room_operation(
@@ -125,7 +132,12 @@ def build_openapi(version: str) -> dict[str, Any]:
                 ),
             },
             "/api/v1/rooms/{room_id}/pin/rotate": {
-                "post": room_operation("rotatePin", "Give the room a new PIN", dial_in),
+                "post": room_operation(
+                    "rotatePin",
+                    "Give the room a new PIN: the requested one if free, else a drawn one",
+                    dial_in,
+                    RotatePinBody,
+                ),
             },
             "/api/v1/rooms/{room_id}/schedule": {
                 "put": room_operation(

@@ -18,6 +18,7 @@ from telephony.process import EXIT_OK, EXIT_USAGE, exit_process, start_process, 
 from telephony.settings import Settings
 from telephony.temporal import connect_temporal
 from webhook_gateway.app import GatewayConfigError, create_app
+from webhook_gateway.protocol import GatewayRunner
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[s
 
     On exit the listener closes first, then in-flight requests get SHUTDOWN_TIMEOUT_SECONDS.
     """
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    runner = GatewayRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -34,7 +34,7 @@ from telephony.models import LiveKitEvent, LiveKitEventKind, incarnation_time
 from telephony.settings import Settings, reveal
 from webhook_gateway.authorization import read_authorization
 from webhook_gateway.bodies import read_body
-from webhook_gateway.errors import ApiError, unavailable
+from webhook_gateway.errors import ApiError, ErrorCode, unavailable
 from webhook_gateway.metrics import GatewayMetrics
 from webhook_gateway.schemas import WebhookAnswer, WebhookStatus
 
@@ -88,7 +88,7 @@ class WebhookHandler:
             outcome = await self._dispatch(event)
         except Malformed as exc:
             self._metrics.webhook(event_name, "malformed", time.perf_counter() - started)
-            raise ApiError(400, "malformed_webhook", str(exc)) from None
+            raise ApiError(400, ErrorCode.MALFORMED_WEBHOOK, str(exc)) from None
         except ApiError as exc:
             outcome_label = {401: "unauthorized", 413: "too_large", 503: "unavailable"}.get(
                 exc.status, "error"
@@ -105,12 +105,12 @@ class WebhookHandler:
         credential = read_authorization(request.headers.get("Authorization"))
         token = credential.token if credential is not None else ""
         if not token:
-            raise ApiError(401, "missing_signature", "the Authorization header is missing")
+            raise ApiError(401, ErrorCode.MISSING_SIGNATURE, "the Authorization header is missing")
         body = await read_body(request)
         if self._verifier is None or self._receiver is None:
             raise ApiError(
                 401,
-                "bad_signature",
+                ErrorCode.BAD_SIGNATURE,
                 "webhooks cannot be verified: LIVEKIT_API_KEY / LIVEKIT_API_SECRET are not set",
             )
         self._check_signature(token, body)
@@ -130,15 +130,19 @@ class WebhookHandler:
         try:
             claims = self._verifier.verify(token)
         except jwt.ExpiredSignatureError:
-            raise ApiError(401, "expired_signature", "the webhook token has expired") from None
+            raise ApiError(
+                401, ErrorCode.EXPIRED_SIGNATURE, "the webhook token has expired"
+            ) from None
         except jwt.PyJWTError:
-            raise ApiError(401, "bad_signature", "the webhook token is not valid") from None
+            raise ApiError(401, ErrorCode.BAD_SIGNATURE, "the webhook token is not valid") from None
         try:
             expected = base64.b64decode(claims.sha256 or "", validate=True)
         except (binascii.Error, ValueError):
-            raise ApiError(401, "bad_signature", "the token's sha256 claim is invalid") from None
+            raise ApiError(
+                401, ErrorCode.BAD_SIGNATURE, "the token's sha256 claim is invalid"
+            ) from None
         if not expected or not hmac.compare_digest(expected, hashlib.sha256(body).digest()):
-            raise ApiError(401, "body_mismatch", "the body does not match the signed hash")
+            raise ApiError(401, ErrorCode.BODY_MISMATCH, "the body does not match the signed hash")
 
     # --- mapping ------------------------------------------------------------------------------
 
@@ -167,7 +171,7 @@ class WebhookHandler:
             if not isinstance(exc, TelephonyUnavailable):
                 log.warning("webhook %s %s not delivered: %s", event.event, event.id, exc)
             # Any failure to deliver is answered 503, so LiveKit retries rather than loses it.
-            raise unavailable(str(exc), exc.code) from None
+            raise unavailable(str(exc), ErrorCode(exc.code)) from None
         if not delivered:
             return Outcome(WebhookStatus.IGNORED, "room is not registered")
         return Outcome(WebhookStatus.PROCESSED)
@@ -187,9 +191,7 @@ def _livekit_event(event: WebhookEvent, kind: LiveKitEventKind) -> LiveKitEvent:
             room_sid=event.room.sid,
             event_id=event.id,
             created_at=created_at,
-            room_created_at=incarnation_time(
-                event.room.creation_time_ms, event.room.creation_time
-            ),
+            room_created_at=incarnation_time(event.room.creation_time_ms, event.room.creation_time),
         )
     except (OverflowError, OSError, ValueError, ValidationError) as exc:
         raise Malformed(f"{event.event} has an invalid field ({type(exc).__name__})") from None
