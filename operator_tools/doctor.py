@@ -23,7 +23,7 @@ from operator_tools.console import EXIT_FAILURE, EXIT_OK, print_json, spinner, t
 from telephony import contracts
 from telephony.dialin import parse_phone_number
 from telephony.settings import Settings
-from telephony.temporal import connect_temporal
+from telephony.temporal import connect_temporal, temporal_connection_problem
 from worker.search_attributes import missing_search_attributes
 
 OK: Final = "ok"
@@ -48,12 +48,7 @@ async def check_temporal(settings: Settings) -> tuple[list[Check], Client | None
         async with asyncio.timeout(TIMEOUT_SECONDS):
             client = await connect_temporal(settings)
     except (RuntimeError, TimeoutError, OSError) as exc:
-        text = str(exc)
-        reason = (
-            "connection refused"
-            if "refused" in text.lower()
-            else (text.splitlines()[0][:120] if text else type(exc).__name__)
-        )
+        reason = temporal_connection_problem(exc)
         return [
             Check(
                 "temporal",
