@@ -315,6 +315,37 @@ async def test_a_lease_its_owner_does_not_list_yet_is_kept_within_the_grace_peri
     assert report.leases_released == 0 and await lease_running(stack, young)
 
 
+async def test_a_rotated_pins_lease_is_listed_at_once_and_kept_while_livekit_is_down(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    # Found by the chaos suite: the memo was written only once LiveKit had answered, so a
+    # reconciliation during an outage released the room's new lease (its PIN then free for
+    # another room while the room's rule still routes it).
+    async with telephony_stack(temporal_env, emulator, telephony_reconcile_lease_grace=0) as s:
+        room = str(uuid.uuid4())
+        await s.client.register_room(room)
+        await s.start_room(room)
+        await eventually(lambda: s.rules_for(room), message="the room's rule")
+        emulator.faults.fail_next("CreateSIPDispatchRule", code="unavailable", count=1000)
+        rotation = asyncio.create_task(s.client.rotate_pin(room))
+
+        async def both_leases_listed() -> list[str] | None:
+            description = await s.handle(room).describe()
+            memo = await description.memo_value(contracts.ROOM_MEMO_KEY, None, type_hint=RoomMemo)
+            return memo.lease_ids if memo is not None and len(memo.lease_ids) == 2 else None
+
+        leases = await eventually(both_leases_listed, message="old and new lease in the memo")
+        for lease_id in leases:
+            await eventually(lambda lease_id=lease_id: _in_visibility(s, lease_id))
+        report = await s.client.reconcile()
+
+        assert report.leases_released == 0
+        assert [await lease_running(s, lease_id) for lease_id in leases] == [True, True]
+        emulator.faults.clear()
+        rotated = await asyncio.wait_for(rotation, 60)
+        assert await lease_running(s, s.settings.pin_lease_id(rotated.pin))
+
+
 async def _memo_of(stack: Stack, room: str, **expected: Any) -> bool:
     description = await stack.handle(room).describe()
     memo = await description.memo_value(contracts.ROOM_MEMO_KEY, None, type_hint=RoomMemo)

@@ -153,6 +153,9 @@ class RoomTelephonyWorkflow:
                     raise
                 state.pin, state.lease_id = leased.pin, leased.lease_id
             state.phase = RoomPhase.REGISTERED
+            # In this workflow task, not after LiveKit answers: reconciliation releases a lease
+            # its owner's memo does not list once the grace period is over.
+            self._publish_state()
         self._wake()
         return state.status()
 
@@ -193,6 +196,7 @@ class RoomTelephonyWorkflow:
             if state.pin is not None and state.lease_id is not None:
                 state.leases_to_release.append(LeasedPin(pin=state.pin, lease_id=state.lease_id))
             state.pin, state.lease_id = leased.pin, leased.lease_id
+            self._publish_state()  # the new lease is listed at once (see register)
         self._wake()
         await self._wait_converged()
         return self.state.status()
@@ -434,6 +438,7 @@ class RoomTelephonyWorkflow:
             retry_policy=LIVEKIT_RETRY,
         )
         state.rule = RuleRef(rule_id=result.rule_id, pin=state.pin)
+        self._publish_state()  # before the old rule's delete, which may wait out an outage
         if session is not None and state.session is session and verify:
             state.session = session.model_copy(update={"verify_rule": False})
         if current is not None and current.rule_id != result.rule_id:
