@@ -180,17 +180,13 @@ def make_plan(settings: Settings, args: argparse.Namespace) -> Plan:
     if emulated:
         livekit_url = f"http://{HOST}:{args.livekit_port}"
         key = settings.livekit_api_key or DEV_API_KEY
-        secret = reveal(settings.livekit_api_secret) or secret_file(
-            data_dir / "livekit-api-secret"
-        )
+        secret = reveal(settings.livekit_api_secret) or secret_file(data_dir / "livekit-api-secret")
     else:
         livekit_url = str(settings.livekit_url)
         key = settings.livekit_api_key or ""
         secret = reveal(settings.livekit_api_secret)
     token = reveal(settings.telephony_api_token) or secret_file(data_dir / "api-token")
-    pin_hash_key = reveal(settings.telephony_pin_hash_key) or secret_file(
-        data_dir / "pin-hash-key"
-    )
+    pin_hash_key = reveal(settings.telephony_pin_hash_key) or secret_file(data_dir / "pin-hash-key")
     payload_keys = reveal(settings.telephony_payload_keys) or secret_file(
         data_dir / "payload-keys", PayloadKeys.generate
     )

@@ -296,4 +296,3 @@ class RoomWorkflowInput(BaseModel):
 
     room_id: str
     state: RoomWorkflowState | None = None
-
