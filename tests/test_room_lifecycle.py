@@ -441,3 +441,30 @@ async def test_a_window_out_of_bounds_sent_past_the_client_fails_the_update_not_
     assert failed.value.cause.type == contracts.INVALID_SCHEDULE
     status = await stack.client.get_status(room)  # the workflow answers: no task failed
     assert status.registered and status.schedule == []
+
+
+async def test_a_rotation_while_the_rule_is_being_created_ends_with_the_new_pin_routing(
+    stack: Stack,
+) -> None:
+    # Found by the long chaos run: the created rule was recorded with the PIN the room had when
+    # LiveKit answered, not the one it was created with, so the old PIN kept routing for good.
+    room = new_room()
+    await stack.client.register_room(room)
+    stack.emulator.faults.set_latency(1.5, "CreateSIPDispatchRule")
+    try:
+        await stack.start_room(room)
+
+        async def creating() -> bool:
+            description = await stack.handle(room).describe()
+            pending = description.raw_description.pending_activities
+            return any(a.activity_type.name == contracts.ENSURE_DISPATCH_RULE for a in pending)
+
+        await eventually(creating, message="the first rule's create in flight")
+        rotated = await stack.client.rotate_pin(room)
+    finally:
+        stack.emulator.faults.set_latency(0, "CreateSIPDispatchRule")
+
+    def routed_pins() -> list[str]:
+        return [rule.rule.dispatch_rule_direct.pin for rule in stack.rules_for(room)]
+
+    await eventually(lambda: routed_pins() == [rotated.pin], message="only the new PIN routes")

@@ -420,24 +420,25 @@ class RoomTelephonyWorkflow:
 
     async def _ensure_rule(self) -> None:
         state = self.state
-        assert state.pin is not None
+        pin = state.pin  # the PIN this call creates the rule with: a rotation may come meanwhile
+        assert pin is not None
         current = state.rule
         session = state.session
         verify = session is not None and session.verify_rule
-        up_to_date = current is not None and current.pin == state.pin
+        up_to_date = current is not None and current.pin == pin
         if up_to_date and not verify:
             return
         # A rule believed present is looked up by id first (adopted if LiveKit still holds it).
         known = current.rule_id if current is not None and up_to_date else None
         result = await workflow.execute_activity(
             contracts.ENSURE_DISPATCH_RULE,
-            EnsureRuleRequest(room_id=state.room_id, pin=state.pin, known_rule_id=known),
+            EnsureRuleRequest(room_id=state.room_id, pin=pin, known_rule_id=known),
             result_type=EnsureRuleResult,
             summary="create dispatch rule" if known is None else "verify dispatch rule",
             start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
             retry_policy=LIVEKIT_RETRY,
         )
-        state.rule = RuleRef(rule_id=result.rule_id, pin=state.pin)
+        state.rule = RuleRef(rule_id=result.rule_id, pin=pin)
         self._publish_state()  # before the old rule's delete, which may wait out an outage
         if session is not None and state.session is session and verify:
             state.session = session.model_copy(update={"verify_rule": False})
