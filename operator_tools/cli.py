@@ -31,6 +31,7 @@ from operator_tools.dev import add_dev_arguments, run_dev
 from operator_tools.doctor import run_doctor
 from operator_tools.settings_doc import markdown_table
 from telephony.client import (
+    InvalidPin,
     InvalidRoomId,
     InvalidSchedule,
     RoomNotRegistered,
@@ -41,6 +42,7 @@ from telephony.client import (
 )
 from telephony.logs import configure_logging
 from telephony.models import RoomListing, ScheduleWindow
+from telephony.pins import PIN_RULE, is_valid_pin, normalized_pin
 from telephony.process import (
     ENV_FILE_VARIABLE,
     StartupError,
@@ -152,6 +154,7 @@ def _rooms(
         (TelephonyUnavailable, EXIT_UNAVAILABLE),
         (InvalidRoomId, EXIT_USAGE),
         (InvalidSchedule, EXIT_USAGE),
+        (InvalidPin, EXIT_USAGE),
         (TelephonyDisabled, EXIT_USAGE),
     ]
     try:
@@ -194,15 +197,26 @@ def _render_dial_in(args: argparse.Namespace) -> Callable[[Any], None]:
 def _run_rooms_register(settings: Settings, args: argparse.Namespace) -> int:
     windows = args.window or None
     return _rooms(
-        settings, args, lambda c: c.register_room(args.room, windows), _render_dial_in(args)
+        settings,
+        args,
+        lambda c: c.register_room(args.room, windows, pin=args.pin),
+        _render_dial_in(args),
     )
 
 
 def _run_rooms_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    return _rooms(settings, args, lambda c: c.rotate_pin(args.room), _render_dial_in(args))
+    return _rooms(
+        settings, args, lambda c: c.rotate_pin(args.room, pin=args.pin), _render_dial_in(args)
+    )
 
 
 def _run_rooms_schedule(settings: Settings, args: argparse.Namespace) -> int:
+    if args.clear and args.window:
+        print(
+            "meet-telephony rooms schedule: --clear and --window exclude each other",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     windows = [] if args.clear else (args.window or [])
     if not args.clear and not windows:
         print("meet-telephony rooms schedule: give --window START/END or --clear", file=sys.stderr)
@@ -297,6 +311,24 @@ def _run_rooms_list(settings: Settings, args: argparse.Namespace) -> int:
     return _rooms(settings, args, lambda c: c.list_rooms(args.limit), render)
 
 
+def requested_pin(text: str) -> str:
+    """A `--pin` option: the digits of a PIN as printed or typed (never echoed back)."""
+    digits = normalized_pin(text)
+    if not is_valid_pin(digits):
+        raise argparse.ArgumentTypeError(f"a PIN is {PIN_RULE} (spaces and dashes allowed)")
+    return digits
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 # --- call -------------------------------------------------------------------------------------
 
 REFUSALS = {
@@ -324,7 +356,8 @@ def _run_call(settings: Settings, args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     url = f"{http_url(livekit)}/_emulator/calls"
-    body = {"pin": args.pin, "number": number, "caller": args.caller}
+    # As printed ("841 451 6303") or typed: the digits are what a caller's phone sends.
+    body = {"pin": normalized_pin(args.pin), "number": number, "caller": args.caller}
 
     async def go() -> tuple[int, Any]:
         timeout = aiohttp.ClientTimeout(total=10)
@@ -511,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="START/END",
         help="a scheduled window (ISO 8601, with offset) opening phone access early; repeatable",
     )
+    register.add_argument(
+        "--pin",
+        type=requested_pin,
+        help="keep a PIN the room already has (4-16 digits, spaces and dashes allowed), if free",
+    )
     room_command(
         "show",
         _run_rooms_show,
@@ -523,12 +561,18 @@ def build_parser() -> argparse.ArgumentParser:
         "registered rooms from Temporal visibility (no PINs)",
         "meet-telephony rooms list --json",
     )
-    listing.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
-    room_command(
+    listing.add_argument(
+        "--limit", type=positive_int, default=1000, help="at most this many (1000)"
+    )
+    rotate = room_command(
         "rotate-pin",
         _run_rooms_rotate,
         "give the room a new PIN; the old one stops working",
         "meet-telephony rooms rotate-pin my-room",
+        "meet-telephony rooms rotate-pin my-room --pin 8414516303",
+    )
+    rotate.add_argument(
+        "--pin", type=requested_pin, help="the PIN to rotate to (if free); default: a new one"
     )
     schedule = room_command(
         "schedule",

@@ -46,7 +46,7 @@ from telephony.models import (
 )
 from telephony.pins import PIN_RULE, is_valid_pin, normalized_pin
 from telephony.settings import Settings
-from telephony.temporal import connect_temporal
+from telephony.temporal import connect_temporal, temporal_connection_problem
 
 DISCOVERED_NUMBERS_TTL_SECONDS = 60.0
 log = logging.getLogger(__name__)
@@ -134,7 +134,8 @@ class TelephonyClient:
             client = await connect_temporal(settings)
         except RuntimeError as exc:  # the SDK reports connection failures as RuntimeError
             raise TelephonyUnavailable(
-                f"Temporal at {settings.temporal_address} is unreachable: {exc}"
+                f"Temporal at {settings.temporal_address} is unreachable "
+                f"({temporal_connection_problem(exc)})"
             ) from None
         yield cls(client, settings)
 
@@ -349,7 +350,9 @@ class TelephonyClient:
                 f"room {room_id}: Temporal refused the call: {exc.message}"
             ) from None
         except RuntimeError as exc:  # connection lost inside the SDK's core
-            raise TelephonyUnavailable(f"Temporal is unavailable: {exc}") from None
+            raise TelephonyUnavailable(
+                f"Temporal is unavailable ({temporal_connection_problem(exc)})"
+            ) from None
         return result
 
 

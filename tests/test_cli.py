@@ -137,6 +137,28 @@ def test_a_schedule_needs_windows_or_clear(capsys: pytest.CaptureFixture[str]) -
     assert run(capsys, "rooms", "schedule", "r1")[0] == EXIT_USAGE
 
 
+def test_clear_and_a_window_together_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    window = "2030-01-01T09:00:00+01:00/2030-01-01T10:00:00+01:00"
+    code, _, err = run(capsys, "rooms", "schedule", "r1", "--clear", "--window", window)
+    assert code == EXIT_USAGE and "exclude each other" in err
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "many"])
+def test_a_list_limit_below_one_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    code, _, err = run(capsys, "rooms", "list", "--limit", limit)
+    assert code == EXIT_USAGE and "--limit" in err
+
+
+@pytest.mark.parametrize("command", ["register", "rotate-pin"])
+def test_a_requested_pin_that_is_not_4_to_16_digits_is_a_usage_error_echoing_nothing(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, _, err = run(capsys, "rooms", command, "r1", "--pin", "12x4567")
+    assert code == EXIT_USAGE and "4 to 16 digits" in err and "12x4567" not in err
+
+
 # --- config -----------------------------------------------------------------------------------
 
 
@@ -197,7 +219,9 @@ def test_rooms_commands_exit_unavailable_when_temporal_is_down(
     monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{closed_port()}")
     code, out, _ = run(capsys, "rooms", "show", "r1", "--json")
     assert code == EXIT_UNAVAILABLE
-    assert json.loads(out)["error"] == "temporal_unavailable"
+    answer = json.loads(out)
+    assert answer["error"] == "temporal_unavailable"
+    assert "(connection refused)" in answer["message"] and "tonic" not in answer["message"]
 
 
 def test_call_needs_a_livekit_url(capsys: pytest.CaptureFixture[str]) -> None:
