@@ -13,7 +13,7 @@ import yaml
 from pydantic import AliasChoices, SecretStr
 
 from telephony.settings import Settings, SettingsError, load_settings
-from tests.fixtures.temporal import installed_binary
+from tests.fixtures.processes import installed_binary
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())

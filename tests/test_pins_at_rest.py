@@ -25,8 +25,8 @@ from telephony.contracts import room_workflow_id
 from tests.fixtures import keys
 from tests.fixtures.gateway import GatewayStack, gateway_stack
 from tests.fixtures.polling import eventually
+from tests.fixtures.processes import installed_binary
 from tests.fixtures.stack import PHONE_NUMBER
-from tests.fixtures.temporal import installed_binary
 
 CODEC_TOKEN = "codec-test-token-0123456789abcdef"
 UI_ORIGIN = "http://127.0.0.1:8233"
