@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -336,7 +337,7 @@ async def test_a_rotated_pins_lease_is_listed_at_once_and_kept_while_livekit_is_
 
         leases = await eventually(both_leases_listed, message="old and new lease in the memo")
         for lease_id in leases:
-            await eventually(lambda lease_id=lease_id: _in_visibility(s, lease_id))
+            await eventually(functools.partial(_in_visibility, s, lease_id))
         report = await s.client.reconcile()
 
         assert report.leases_released == 0
