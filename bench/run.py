@@ -408,11 +408,22 @@ def main(argv: list[str] | None = None) -> None:
     kinds = ["dev", "cluster"] if args.temporal == "both" else [args.temporal]
     for kind in kinds:
         asyncio.run(run_kind(kind, args))
-    text = table(_read("dev"), _read("cluster"))
+    dev, cluster = _read("dev"), _read("cluster")
+    text = table(dev, cluster)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "table.md").write_text(text)
     print()
     print(text)
+    # The chart is optional (matplotlib, the `bench` extra): its absence or a drawing error is
+    # one line, never a failed benchmark (the figures are already in the JSON and the table).
+    from bench.chart import write_chart  # here: bench.chart imports bench.run
+
+    try:
+        chart = write_chart(dev, cluster, RESULTS / "chart.png")
+    except Exception as error:
+        print(f"chart not written: {error!r}")
+    else:
+        print(f"chart: {chart}" if chart else "no chart: pip install -e '.[bench]' gives one")
     sys.stdout.flush()
 
 
