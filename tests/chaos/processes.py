@@ -4,6 +4,9 @@ Temporal (the CLI dev server on a SQLite file, so that a restart keeps every roo
 LiveKit emulator (`python -m livekit_emulator`, every webhook sent to both gateways), two workers
 (`python -m worker`) and two gateways (`python -m webhook_gateway`), all configured through
 their environment. Each is a `tests.fixtures.processes.Child` logging to `<run dir>/<name>.log`.
+
+With `external_temporal_address` the stack starts no Temporal of its own and runs against that
+one (e.g. the PostgreSQL cluster of `tests/fixtures/temporal_cluster.py`, which restarts it).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ EMPTY_TIMEOUT_SECONDS = 2.0
 class ChaosStack:
     run_dir: Path
     task_queue: str
+    # "host:port" of a Temporal already running (its owner starts and restarts it); None: a dev
+    # server of the stack's own on `temporal_port`.
+    external_temporal_address: str | None = None
+    temporal_namespace: str = "default"
     temporal_port: int = field(default_factory=free_port)
     livekit_port: int = field(default_factory=free_port)
     gateway_ports: list[int] = field(default_factory=lambda: [free_port(), free_port()])
@@ -57,7 +64,7 @@ class ChaosStack:
 
     @property
     def temporal_address(self) -> str:
-        return f"{HOST}:{self.temporal_port}"
+        return self.external_temporal_address or f"{HOST}:{self.temporal_port}"
 
     @property
     def livekit_url(self) -> str:
@@ -79,6 +86,7 @@ class ChaosStack:
             "LIVEKIT_API_KEY": LIVEKIT_KEY,
             "LIVEKIT_API_SECRET": self.livekit_secret,
             "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_NAMESPACE": self.temporal_namespace,
             "TELEPHONY_TASK_QUEUE": self.task_queue,
             "TELEPHONY_API_TOKEN": self.api_token,
             "TELEPHONY_GATEWAY_HOST": HOST,
@@ -110,21 +118,8 @@ class ChaosStack:
 
     def _build(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        temporal_argv = [
-            installed_binary("temporal"), "server", "start-dev",
-            "--ip", HOST,
-            "--port", str(self.temporal_port),
-            "--ui-port", str(free_port()),
-            "--http-port", str(free_port()),
-            "--metrics-port", str(free_port()),
-            "--headless",
-            "--db-filename", str(self.run_dir / "temporal.db"),
-            "--log-level", "warn",
-            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-            *[a for k in SEARCH_ATTRIBUTES for a in ("--search-attribute", f"{k.name}=Keyword")],
-        ]  # fmt: skip
-        base = service_process_environment()
-        self.temporal = Child("temporal", temporal_argv, base, self.run_dir / "temporal.log")
+        if self.external_temporal_address is None:
+            self._build_temporal()
         python = sys.executable
         emulator_argv = [
             python, "-m", "livekit_emulator",
@@ -154,6 +149,23 @@ class ChaosStack:
             for i, port in enumerate(self.gateway_ports, start=1)
         ]
 
+    def _build_temporal(self) -> None:
+        temporal_argv = [
+            installed_binary("temporal"), "server", "start-dev",
+            "--ip", HOST,
+            "--port", str(self.temporal_port),
+            "--ui-port", str(free_port()),
+            "--http-port", str(free_port()),
+            "--metrics-port", str(free_port()),
+            "--headless",
+            "--db-filename", str(self.run_dir / "temporal.db"),
+            "--log-level", "warn",
+            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
+            *[a for k in SEARCH_ATTRIBUTES for a in ("--search-attribute", f"{k.name}=Keyword")],
+        ]  # fmt: skip
+        base = service_process_environment()
+        self.temporal = Child("temporal", temporal_argv, base, self.run_dir / "temporal.log")
+
     @property
     def children(self) -> list[Child]:
         found = [self.temporal, self.emulator, *self.workers, *self.gateways]
@@ -161,8 +173,9 @@ class ChaosStack:
 
     async def start(self) -> None:
         self._build()
-        assert self.temporal is not None and self.emulator is not None
-        self.temporal.start()
+        assert self.emulator is not None
+        if self.temporal is not None:
+            self.temporal.start()
         self.emulator.start()
         await self.wait_temporal()
         for child in [*self.workers, *self.gateways]:
@@ -170,14 +183,20 @@ class ChaosStack:
         await self.wait_ready(90)
 
     async def wait_temporal(self, within: float = 60) -> None:
-        assert self.temporal is not None
+        """Temporal answers: the stack's dev server (which must be alive), or the external one."""
         temporal = self.temporal
 
         async def healthy() -> bool:
-            temporal.check_alive()
+            if temporal is not None:
+                temporal.check_alive()
             return await asyncio.to_thread(temporal_cli_healthy, self.temporal_address)
 
-        await wait_until(healthy, "Temporal dev server", within, every=0.3)
+        what = (
+            "Temporal dev server"
+            if temporal is not None
+            else f"Temporal at {self.temporal_address}"
+        )
+        await wait_until(healthy, what, within, every=0.3)
 
     async def _http_ok(self, url: str) -> bool:
         try:
