@@ -17,7 +17,7 @@ import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .emulator import LiveKitEmulator
 
@@ -30,7 +30,14 @@ API_SECRET_ENV = "LIVEKIT_API_SECRET"  # noqa: S105 - a variable name
 EXTRA_KEYS_ENV = "LIVEKIT_EMULATOR_EXTRA_KEYS"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-EPILOG = f"""\
+EXIT_OK = 0
+EXIT_CANNOT_LISTEN = 1
+EXIT_USAGE = 2
+
+
+def epilog(prog: str = PROG) -> str:
+    """The help's end: where secrets come from, examples for `prog`, the ready line, exit codes."""
+    return f"""\
 secrets (never on the command line: `ps` shows it to every local user):
   {API_SECRET_ENV}           the API key's secret
   --api-secret-file PATH       or the secret read from PATH (chmod 600)
@@ -39,17 +46,22 @@ secrets (never on the command line: `ps` shows it to every local user):
   Nothing given: the well-known dev pair {DEV_API_KEY} / {DEV_API_SECRET}.
 
 examples:
-  {PROG}                      # 127.0.0.1:7880, the dev pair
-  {PROG} --port 0 --json      # a free port, a JSON ready line
-  {API_KEY_ENV}=mykey {API_SECRET_ENV}=... {PROG} \\
+  {prog}                      # 127.0.0.1:7880, the dev pair
+  {prog} --port 0 --json      # a free port, a JSON ready line
+  {prog} --latency 0.2 --log-level DEBUG   # a slow server, every call logged
+  {API_KEY_ENV}=mykey {API_SECRET_ENV}=... {prog} \\
       --trunk +33123456789
-  {PROG} --api-key mykey --api-secret-file ./lk-secret \\
+  {prog} --api-key mykey --api-secret-file ./lk-secret \\
       --webhook-url http://127.0.0.1:8080/livekit/webhook \\
       --webhook-url http://127.0.0.1:8000/livekit/webhook
 
 ready line (stdout, once listening):
   LiveKit emulator ready on http://HOST:PORT
   with --json: {{"url": "http://HOST:PORT", "trunks": [{{"id": "ST_...", "number": "+33..."}}]}}
+errors: one line on stderr; with --json, {{"error": CODE, "message": ...}} on stdout
+
+exit codes: {EXIT_OK} stopped by SIGINT/SIGTERM, {EXIT_CANNOT_LISTEN} cannot listen on HOST:PORT, \
+{EXIT_USAGE} bad option or credentials
 """
 
 
@@ -57,10 +69,23 @@ class UsageError(Exception):
     """A bad option or setting: one line for the user, exit code 2. Never holds a secret."""
 
 
+def print_error(prog: str, as_json: bool, code: str, message: str) -> None:
+    """One line on stderr; with --json, one JSON object on stdout (where scripts read)."""
+    if as_json:
+        print(json.dumps({"error": code, "message": message}), flush=True)
+    else:
+        print(f"{prog}: {message}", file=sys.stderr)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
+
     def error(self, message: str) -> NoReturn:
         # One line instead of argparse's usage block.
-        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+        print_error(self.prog, self.json_errors, "usage", f"{message} (see --help)")
+        self.exit(EXIT_USAGE)
 
 
 # Options that used to take a secret, and what replaced them.
@@ -121,13 +146,15 @@ def _log_level(text: str) -> str:
     return level
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG, *, json_errors: bool = False) -> argparse.ArgumentParser:
+    """The options; `json_errors`: usage errors as JSON on stdout (`--json` was given)."""
     parser = _Parser(
-        prog=PROG,
+        prog=prog,
+        json_errors=json_errors,
         description="A LiveKit server + SIP stand-in for dev and tests: the real Twirp API and\n"
         "auth, rooms, signed webhooks, simulated phone calls. Dev only: its /_emulator/\n"
         "routes need no authentication.",
-        epilog=EPILOG,
+        epilog=epilog(prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         # `--api-secret X` must not pass for an abbreviation of `--api-secret-file X`.
         allow_abbrev=False,
@@ -199,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--json",
         action="store_true",
-        help='print the ready line as one JSON object: {"url", "trunks": [{"id", "number"}]}',
+        help='print the ready line as one JSON object: {"url", "trunks": [{"id", "number"}]}; '
+        'errors too: {"error", "message"} on stdout',
     )
     for removed in REMOVED_OPTIONS:
         parser.add_argument(removed, nargs="?", action=_RemovedSecretOption, help=argparse.SUPPRESS)
@@ -287,7 +315,7 @@ def ready_line(url: str, trunks: Sequence[tuple[str, str]], as_json: bool) -> st
     return f"LiveKit emulator ready on {url}"
 
 
-async def serve(args: argparse.Namespace, credentials: Credentials) -> int:
+async def serve(args: argparse.Namespace, credentials: Credentials, prog: str = PROG) -> int:
     log = logging.getLogger("livekit_emulator")
     emu = LiveKitEmulator(
         api_key=credentials.api_key,
@@ -308,9 +336,10 @@ async def serve(args: argparse.Namespace, credentials: Credentials) -> int:
     try:
         await emu.start(host=args.host, port=args.port)
     except OSError as exc:
-        print(f"{PROG}: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        message = f"cannot listen on {args.host}:{args.port}: {exc.strerror}"
+        print_error(prog, args.json, "cannot_listen", message)
         await emu.stop()
-        return 1
+        return EXIT_CANNOT_LISTEN
     try:
         # Before the ready line: a parent may signal as soon as it reads it.
         stop = asyncio.Event()
@@ -328,23 +357,32 @@ async def serve(args: argparse.Namespace, credentials: Credentials) -> int:
         await stop.wait()
     finally:
         await emu.stop()
-    return 0
+    return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    prog: str = PROG,
+) -> int:
     """Run until SIGINT/SIGTERM; the exit code (2: bad usage). `environ` (default `os.environ`)
-    lets an in-process caller hand over LIVEKIT_API_KEY / LIVEKIT_API_SECRET."""
+    lets an in-process caller hand over LIVEKIT_API_KEY / LIVEKIT_API_SECRET; `prog` is the
+    name messages and the help give it (`meet-telephony emulator`)."""
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    # Before parsing succeeds, the flag itself says whether errors are JSON.
+    parser = build_parser(prog, json_errors="--json" in tokens)
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(tokens)
     except SystemExit as exc:  # --help, or a usage error already printed
-        return exc.code if isinstance(exc.code, int) else 2
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         credentials = resolve_credentials(args, os.environ if environ is None else environ)
     except UsageError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
+        print_error(prog, args.json, "usage", str(exc))
+        return EXIT_USAGE
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
-    return asyncio.run(serve(args, credentials))
+    return asyncio.run(serve(args, credentials, prog))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import SecretStr, ValidationError
 
@@ -23,12 +24,13 @@ from operator_tools.console import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     key_values,
+    print_error,
     print_json,
     spinner,
     table,
 )
 from operator_tools.dev import add_dev_arguments, run_dev
-from operator_tools.doctor import run_doctor
+from operator_tools.doctor import report_bad_settings, run_doctor
 from operator_tools.settings_doc import markdown_table
 from telephony.client import (
     InvalidPin,
@@ -40,6 +42,7 @@ from telephony.client import (
     TelephonyError,
     TelephonyUnavailable,
 )
+from telephony.dialin import parse_phone_number
 from telephony.logs import configure_logging
 from telephony.models import RoomListing, ScheduleWindow
 from telephony.pins import PIN_RULE, is_valid_pin, normalized_pin
@@ -49,7 +52,8 @@ from telephony.process import (
     exit_process,
     settings_from_environment,
 )
-from telephony.settings import Settings, http_url, reveal
+from telephony.settings import SECRET_MASK, Settings, http_url, redacted_url, reveal
+from telephony.temporal import connect_options
 from webhook_gateway.server import add_gateway_arguments, serve_until_stopped
 from worker.app import run_worker
 
@@ -75,7 +79,8 @@ def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
 def _run_emulator(settings: Settings, args: argparse.Namespace) -> int:
     from livekit_emulator.__main__ import main as emulator_main
 
-    defaults: list[str] = []
+    # `meet-telephony --json emulator` means the emulator's own --json.
+    defaults: list[str] = ["--json"] if args.json else []
     environ = dict(os.environ)
     if settings.livekit_api_key:
         defaults += ["--api-key", settings.livekit_api_key]
@@ -83,7 +88,9 @@ def _run_emulator(settings: Settings, args: argparse.Namespace) -> int:
         # The emulator takes its secret from the environment (never from a command line).
         environ["LIVEKIT_API_SECRET"] = reveal(settings.livekit_api_secret)
     # Arguments given on the command line come last, so they win over the settings.
-    return emulator_main([*defaults, *args.emulator_args], environ=environ)
+    return emulator_main(
+        [*defaults, *args.emulator_args], environ=environ, prog="meet-telephony emulator"
+    )
 
 
 def _run_dev(settings: Settings, args: argparse.Namespace) -> int:
@@ -97,11 +104,12 @@ def _run_doctor(settings: Settings, args: argparse.Namespace) -> int:
 
 # --- config -----------------------------------------------------------------------------------
 
-MASK = "********"
+MASK = SECRET_MASK
 
 
 def effective_settings(settings: Settings) -> dict[str, Any]:
-    """Every setting by environment variable name, secrets masked (set or not)."""
+    """Every setting by environment variable name, as the processes act on it: secrets masked
+    (set or not), credentials in LIVEKIT_URL masked, TEMPORAL_TLS as the client decides it."""
     shown: dict[str, Any] = {}
     for name in Settings.model_fields:
         value = getattr(settings, name)
@@ -112,7 +120,35 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
         elif hasattr(value, "value"):
             value = value.value
         shown[name.upper()] = value
+    if settings.livekit_url:
+        shown["LIVEKIT_URL"] = redacted_url(settings.livekit_url)
+    shown["TEMPORAL_TLS"] = temporal_tls(settings)[0]
     return shown
+
+
+def temporal_tls(settings: Settings) -> tuple[bool | None, str]:
+    """Whether the Temporal client uses TLS, and why: TEMPORAL_TLS is often unset while an API
+    key or TLS files turn it on. The value is `connect_options`', which the client connects with."""
+    try:
+        on = bool(connect_options(settings).get("tls"))
+    except (OSError, ValueError) as exc:  # Temporal's loader reads the TLS files
+        return settings.temporal_tls, f"cannot tell: the TLS settings do not load ({exc})"
+    if not on:
+        if settings.temporal_tls is False:
+            return False, "TEMPORAL_TLS is false"
+        return False, "default: no TEMPORAL_TLS, TEMPORAL_TLS_* or TEMPORAL_API_KEY"
+    files = [
+        name.upper()
+        for name in Settings.model_fields
+        if name.startswith("temporal_tls_") and getattr(settings, name)
+    ]
+    if settings.temporal_tls:
+        return True, "TEMPORAL_TLS is true"
+    if files:
+        return True, f"{', '.join(files)} set"
+    if settings.temporal_api_key is not None:
+        return True, "TEMPORAL_API_KEY is set: Temporal's client turns TLS on with an API key"
+    return True, "Temporal's client configuration profile"
 
 
 def _shown_value(value: Any) -> Any:
@@ -129,7 +165,12 @@ def _run_config(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print_json(shown)
         return EXIT_OK
-    rows = [(name, _shown_value(value)) for name, value in shown.items()]
+    # Values that are not what was set get their reason beside them.
+    notes = {"TEMPORAL_TLS": temporal_tls(settings)[1]}
+    rows = [
+        (name, f"{_shown_value(value)}  ({notes[name]})" if name in notes else _shown_value(value))
+        for name, value in shown.items()
+    ]
     print(table(["VARIABLE", "VALUE"], rows))
     return EXIT_OK
 
@@ -168,10 +209,13 @@ def _rooms(
 
 
 def _fail(args: argparse.Namespace, code: str, message: str) -> None:
-    if args.json:
-        print_json({"error": code, "message": message})
-    else:
-        print(f"meet-telephony: {message}", file=sys.stderr)
+    print_error(args.json, code, message)
+
+
+def _usage(args: argparse.Namespace, message: str, code: str = "usage") -> int:
+    """A usage error found after parsing: one line naming the command, exit code 2."""
+    print_error(args.json, code, f"{message} (see --help)", prog=args.prog)
+    return EXIT_USAGE
 
 
 def _render_dial_in(args: argparse.Namespace) -> Callable[[Any], None]:
@@ -212,15 +256,10 @@ def _run_rooms_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run_rooms_schedule(settings: Settings, args: argparse.Namespace) -> int:
     if args.clear and args.window:
-        print(
-            "meet-telephony rooms schedule: --clear and --window exclude each other",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return _usage(args, "--clear and --window exclude each other")
     windows = [] if args.clear else (args.window or [])
     if not args.clear and not windows:
-        print("meet-telephony rooms schedule: give --window START/END or --clear", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(args, "give --window START/END or --clear")
     return _rooms(
         settings, args, lambda c: c.set_schedule(args.room, windows), _render_dial_in(args)
     )
@@ -312,7 +351,8 @@ def _run_rooms_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def requested_pin(text: str) -> str:
-    """A `--pin` option: the digits of a PIN as printed or typed (never echoed back)."""
+    """A `--pin` option: the digits of a PIN as printed ("841 451 6303") or typed, held to the
+    PIN rule of telephony.pins (the value is never echoed back: it may be a real PIN)."""
     digits = normalized_pin(text)
     if not is_valid_pin(digits):
         raise argparse.ArgumentTypeError(f"a PIN is {PIN_RULE} (spaces and dashes allowed)")
@@ -336,7 +376,7 @@ REFUSALS = {
     "a trunk)",
     "no_answer": "not answered: no dispatch rule applies to this trunk at all, so LiveKit SIP "
     "drops the call (the caller hears ringing, then nothing)",
-    "invalid_pin": "the PIN is not 1-16 digits",
+    "invalid_pin": "more than 16 keys, or a key no keypad sends",
     "wrong_pin": "no open room has this PIN (is the room started? was the PIN rotated?)",
 }
 
@@ -346,18 +386,20 @@ def _run_call(settings: Settings, args: argparse.Namespace) -> int:
 
     livekit = args.livekit_url or settings.livekit_http_url
     if not livekit:
-        print("meet-telephony call: set LIVEKIT_URL or pass --livekit-url", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(args, "set LIVEKIT_URL or pass --livekit-url")
+    shown = redacted_url(livekit)
+    if args.number is not None:
+        # Checked here, not by the emulator: a number no trunk could own would be `no_trunk`.
+        try:
+            parse_phone_number(args.number, settings.room_telephony_default_country)
+        except ValueError as exc:
+            return _usage(args, f"--number: {exc}", code="invalid_number")
     number = args.number or next(iter(settings.configured_phone_numbers), None)
     if not number:
-        print(
-            "meet-telephony call: set ROOM_TELEPHONY_PHONE_NUMBER or pass --number",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return _usage(args, "set ROOM_TELEPHONY_PHONE_NUMBER or pass --number")
     url = f"{http_url(livekit)}/_emulator/calls"
-    # As printed ("841 451 6303") or typed: the digits are what a caller's phone sends.
-    body = {"pin": normalized_pin(args.pin), "number": number, "caller": args.caller}
+    # `requested_pin` made it digits: what a caller's phone sends for "841 451 6303".
+    body = {"pin": args.pin, "number": number, "caller": args.caller}
 
     async def go() -> tuple[int, Any]:
         timeout = aiohttp.ClientTimeout(total=10)
@@ -372,14 +414,14 @@ def _run_call(settings: Settings, args: argparse.Namespace) -> int:
     try:
         status, result = asyncio.run(go())
     except (aiohttp.ClientError, TimeoutError) as exc:
-        _fail(args, "livekit_unreachable", f"LiveKit emulator at {livekit} unreachable: {exc}")
+        _fail(args, "livekit_unreachable", f"LiveKit emulator at {shown} unreachable: {exc}")
         return EXIT_UNAVAILABLE
     if status != 200 or not isinstance(result, dict):
         _fail(
             args,
             "not_an_emulator",
-            f"{livekit} answered HTTP {status} to {url}: `call` needs the LiveKit emulator "
-            "(`meet-telephony dev` or `meet-telephony emulator`)",
+            f"{shown} answered HTTP {status} to {redacted_url(url)}: `call` needs the LiveKit "
+            "emulator (`meet-telephony dev` or `meet-telephony emulator`)",
         )
         return EXIT_FAILURE
     if args.json:
@@ -410,13 +452,28 @@ def schedule_window(value: str) -> ScheduleWindow:
         raise argparse.ArgumentTypeError(f"{value!r}: {message}") from None
 
 
+class UsageError(Exception):
+    """The command line was refused: `prog` is the command, `message` the one line why."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(f"{prog}: {message}")
+        self.prog = prog
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line instead of argparse's usage block; `main` prints it (as JSON with --json).
+        raise UsageError(self.prog, message)
+
+
 def _epilog(*examples: str) -> str:
     lines = ["examples:", *(f"  {example}" for example in examples), "", EXIT_CODES_HELP]
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--json",
         action="store_true",
@@ -424,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="machine-readable output (one JSON document on stdout)",
     )
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="meet-telephony",
         description="Phone dial-in for LiveKit rooms, run on Temporal.",
         formatter_class=formatter,
@@ -457,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=_epilog(*examples) if examples else EXIT_CODES_HELP,
             **kw,
         )
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, prog=sub.prog)
         return sub
 
     dev = command(
@@ -501,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lists them. LIVEKIT_API_KEY/SECRET, if set, are its defaults.",
         add_help=False,
     )
-    emulator.set_defaults(handler=_run_emulator)
+    emulator.set_defaults(handler=_run_emulator, prog=emulator.prog)
 
     rooms = commands.add_parser(
         "rooms",
@@ -526,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=formatter,
             epilog=_epilog(*examples),
         )
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, prog=sub.prog)
         if name != "list":
             sub.add_argument("room", help="the room id (the LiveKit room name)")
         return sub
@@ -597,10 +654,20 @@ def build_parser() -> argparse.ArgumentParser:
         _run_call,
         "simulate a phone call against the LiveKit emulator: where it lands, or why not",
         "meet-telephony call --pin 1234567890",
+        'meet-telephony call --pin "123 456 7890"   # as `rooms show` prints it',
         "meet-telephony call --pin 1234567890 --number +33123456789 --caller +15550123",
     )
-    call.add_argument("--pin", required=True, help="the digits the caller types")
-    call.add_argument("--number", help="the number dialled (default: the first configured one)")
+    call.add_argument(
+        "--pin",
+        required=True,
+        type=requested_pin,
+        help="the digits the caller types (4-16; spaces and dashes allowed, as printed)",
+    )
+    call.add_argument(
+        "--number",
+        help="the number dialled, international or national for ROOM_TELEPHONY_DEFAULT_COUNTRY "
+        "(default: the first configured one)",
+    )
     call.add_argument("--caller", default=DEFAULT_CALLER, help=f"caller id ({DEFAULT_CALLER})")
     call.add_argument("--livekit-url", help="the emulator (default: LIVEKIT_URL)")
 
@@ -642,6 +709,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _run(tokens)
+    except UsageError as exc:
+        # No parsed `--json` to ask: the flag itself, anywhere on the line, asks for JSON.
+        print_error("--json" in tokens, "usage", f"{exc.message} (see --help)", prog=exc.prog)
+        code = EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): the rest has nowhere to go. Point stdout at
+        # /dev/null so the last flush cannot fail again, and end quietly, without a traceback.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
+    if argv is None:
+        exit_process(code)
+    return code
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
     # `emulator` passes its arguments through; every other command must know all of its own.
     args, extra = parser.parse_known_args(argv)
@@ -652,13 +738,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_environment(args.env_file)
     except StartupError as exc:
-        print(f"meet-telephony: {exc}", file=sys.stderr)
+        if args.command == "doctor":
+            return report_bad_settings(str(exc), as_json=args.json)
+        print_error(args.json, "bad_settings", str(exc))
         return EXIT_USAGE
     configure_logging(settings)
     handler: Handler = args.handler
-    code = handler(settings, args)
-    if argv is None:
-        exit_process(code)
+    code: int = handler(settings, args)
+    # Written now, inside `main`'s BrokenPipeError handling, not at exit.
+    sys.stdout.flush()
     return code
 
 

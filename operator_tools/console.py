@@ -27,6 +27,17 @@ def print_json(data: Any, stream: IO[str] | None = None) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str), file=stream or sys.stdout)
 
 
+def print_error(
+    as_json: bool, code: str, message: str, *, prog: str = "meet-telephony", **details: Any
+) -> None:
+    """An error: one line on stderr, or with `--json` one document on stdout, where a script
+    reading the command's output looks (`code` is stable, `message` is for people)."""
+    if as_json:
+        print_json({"error": code, "message": message, **details})
+    else:
+        print(f"{prog}: {message}", file=sys.stderr)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain text table, columns left-aligned, two spaces apart."""
     cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]

@@ -37,12 +37,13 @@ from operator_tools.console import (
     EXIT_OK,
     EXIT_PORT_IN_USE,
     EXIT_USAGE,
+    print_error,
     spinner,
 )
 from telephony.codec import PayloadKeys
 from telephony.contracts import SEARCH_ATTRIBUTES
 from telephony.process import stop_on_signals
-from telephony.settings import Settings, load_settings, reveal
+from telephony.settings import Settings, load_settings, redacted_url, reveal
 from telephony.temporal import connect_temporal
 
 HOST: Final = "127.0.0.1"
@@ -393,7 +394,9 @@ async def temporal_ready(plan: Plan) -> bool:
 
 def banner(plan: Plan) -> str:
     env_file = plan.env_file
-    livekit = f"{plan.livekit_url}  ({'emulator' if plan.emulated else 'real LiveKit'})"
+    livekit = (
+        f"{redacted_url(plan.livekit_url)}  ({'emulator' if plan.emulated else 'real LiveKit'})"
+    )
     cli = f"meet-telephony --env-file {env_file}"
     namespace = plan.env["TEMPORAL_NAMESPACE"]
     auth = f"Authorization: Bearer {plan.token}"
@@ -534,21 +537,24 @@ async def _until_ready_or_stop(stop: asyncio.Event, ready: Coroutine[Any, Any, N
 
 
 def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    prog = "meet-telephony dev"
     if not (Path(sys.executable).parent / "temporal").exists():
-        print(
-            "meet-telephony dev: the temporal binary is missing: run `make install`",
-            file=sys.stderr,
-        )
+        message = "the temporal binary is missing: run `make install`"
+        print_error(args.json, "temporal_missing", message, prog=prog)
         return EXIT_USAGE
     # Ports first: a busy port must leave no new secret behind.
     busy = [p for p in dev_ports(settings, args) if port_in_use(p.value)]
     if busy:
-        for p in busy:
-            print(
-                f"meet-telephony dev: port {p.value} ({p.name}) is already in use: "
-                f"{p.how_to_change()}",
-                file=sys.stderr,
-            )
+        lines = [f"port {p.value} ({p.name}) is already in use: {p.how_to_change()}" for p in busy]
+        if args.json:
+            ports = [
+                {"port": p.value, "name": p.name, "flag": p.flag, "variable": p.variable}
+                for p in busy
+            ]
+            print_error(True, "port_in_use", "; ".join(lines), ports=ports)
+        else:
+            for line in lines:
+                print_error(False, "port_in_use", line, prog=prog)
         return EXIT_PORT_IN_USE
     plan = make_plan(settings, args)
     write_private(plan.env_file, dotenv(plan.env))

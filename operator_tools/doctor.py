@@ -1,7 +1,8 @@
 """`meet-telephony doctor`: what stands between this configuration and a working dial-in.
 
 Each check prints one line, `ok` or `fail` (or `skip` when an earlier failure makes it
-meaningless), and for a failure the fix. Exit 0 when nothing failed, 1 otherwise.
+meaningless), and for a failure the fix. Exit 0 when nothing failed, 1 otherwise, 2 when the
+settings do not even load (then the report is that one failed check).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.livekit_client import create_livekit_api
 from activities.livekit_errors import classify
-from operator_tools.console import EXIT_FAILURE, EXIT_OK, print_json, spinner, table
+from operator_tools.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, print_json, spinner, table
 from telephony import contracts
 from telephony.dialin import parse_phone_number
-from telephony.settings import Settings
+from telephony.settings import Settings, redacted_url
 from telephony.temporal import connect_temporal, temporal_connection_problem
 from worker.search_attributes import missing_search_attributes
 
@@ -125,11 +126,11 @@ async def check_livekit(settings: Settings) -> list[Check]:
             Check(
                 names[0],
                 FAIL,
-                f"{settings.livekit_url} unreachable ({type(exc).__name__})",
+                f"{redacted_url(str(settings.livekit_url))} unreachable ({type(exc).__name__})",
                 "check LIVEKIT_URL",
             )
         ] + [Check(n, SKIP, "LiveKit unreachable") for n in names[1:]]
-    checks = [Check("livekit", OK, str(settings.livekit_url))]
+    checks = [Check("livekit", OK, redacted_url(str(settings.livekit_url)))]
 
     # The worker's own client and error classifier: doctor sees LiveKit as the activities do.
     lk = create_livekit_api(settings)
@@ -279,13 +280,31 @@ async def diagnose(settings: Settings, gateway_url: str | None = None) -> list[C
 async def run_doctor(settings: Settings, *, gateway_url: str | None, as_json: bool) -> int:
     checks = await diagnose(settings, gateway_url)
     failed = any(c.status == FAIL for c in checks)
-    if as_json:
-        print_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
-    else:
-        rows = []
-        for c in checks:
-            rows.append((c.status, c.name, c.detail))
-            if c.fix and c.status == FAIL:
-                rows.append(("", "", f"fix: {c.fix}"))
-        print(table(["", "CHECK", "RESULT"], rows))
+    _print_report(checks, as_json)
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def report_bad_settings(message: str, *, as_json: bool) -> int:
+    """The report when the settings do not even load (`message` names the variable): the same
+    shape as any other report, so `doctor --json` always prints one document."""
+    check = Check(
+        "settings",
+        FAIL,
+        message,
+        "give that variable a valid value (`meet-telephony config --markdown` describes each)",
+    )
+    _print_report([check], as_json, error="bad_settings", message=message)
+    return EXIT_USAGE
+
+
+def _print_report(checks: list[Check], as_json: bool, **extra: str) -> None:
+    if as_json:
+        failed = any(c.status == FAIL for c in checks)
+        print_json({"ok": not failed, "checks": [asdict(c) for c in checks], **extra})
+        return
+    rows = []
+    for c in checks:
+        rows.append((c.status, c.name, c.detail))
+        if c.fix and c.status == FAIL:
+            rows.append(("", "", f"fix: {c.fix}"))
+    print(table(["", "CHECK", "RESULT"], rows))

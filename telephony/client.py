@@ -242,7 +242,9 @@ class TelephonyClient:
                 execution_timeout=timedelta(minutes=30),
             )
         except RPCError as exc:
-            raise TelephonyUnavailable(f"Temporal is unavailable: {exc.message}") from None
+            raise TelephonyUnavailable(
+                f"Temporal is unavailable ({temporal_connection_problem(exc)})"
+            ) from None
         return report
 
     async def list_rooms(self, limit: int) -> list[RoomListing]:
@@ -262,7 +264,9 @@ class TelephonyClient:
                     )
                 )
         except RPCError as exc:
-            raise TelephonyUnavailable(f"Temporal is unavailable: {exc.message}") from None
+            raise TelephonyUnavailable(
+                f"Temporal is unavailable ({temporal_connection_problem(exc)})"
+            ) from None
         return rooms
 
     # --- configuration ------------------------------------------------------------------------
@@ -345,7 +349,9 @@ class TelephonyClient:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 raise RoomNotRegistered(f"room {room_id} is not registered") from None
             if exc.status in _UNAVAILABLE_CODES:
-                raise TelephonyUnavailable(f"Temporal is unavailable: {exc.message}") from None
+                raise TelephonyUnavailable(
+                    f"Temporal is unavailable ({temporal_connection_problem(exc)})"
+                ) from None
             raise TelephonyError(
                 f"room {room_id}: Temporal refused the call: {exc.message}"
             ) from None

@@ -62,6 +62,9 @@ CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+# `host:port`, `[v6]:port`; no scheme (Temporal's target host is not a URL).
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):(?P<port>[0-9]{1,5})")
+
 # Durations for which 0 means something (no lead time, no grace).
 _ZERO_OK = frozenset({"room_telephony_schedule_lead", "telephony_reconcile_lease_grace"})
 
@@ -151,8 +154,21 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         if not re.match(r"^(https?|wss?)://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s):// or ws(s):// URL")
+            # Masked: a URL may carry user:password@, and this line goes to logs.
+            raise ValueError(f"{redacted_url(value)!r} is not an http(s):// or ws(s):// URL")
         return value.rstrip("/")
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        # Temporal's client only fails at connect time, with a transport error that names
+        # neither the variable nor the expected form; say it at start instead.
+        match = _HOST_PORT.fullmatch(value.strip())
+        if match is None or not 1 <= int(match["port"]) <= 65535:
+            raise ValueError(
+                f"{value!r} is not host:port with a port 1-65535 (e.g. 127.0.0.1:7233)"
+            )
+        return value.strip()
 
     @field_validator("livekit_webhook_events_filter_regex")
     @classmethod
@@ -293,6 +309,20 @@ def http_url(url: str) -> str:
         if url.startswith(websocket):
             return http + url[len(websocket) :]
     return url
+
+
+# What a secret, or the credentials in a URL, are shown as.
+SECRET_MASK = "********"  # noqa: S105 - what is shown instead of a secret
+
+
+def redacted_url(url: str) -> str:
+    """`url` with any `user:password@` replaced by the mask, for output and logs."""
+    # RFC 3986: the authority ends at the first `/`, `?` or `#`; its userinfo, at its last `@`.
+    match = re.match(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#]*)", url)
+    if match is None or "@" not in match["authority"]:
+        return url
+    host = match["authority"].rpartition("@")[2]
+    return f"{match['scheme']}{SECRET_MASK}@{host}{url[match.end() :]}"
 
 
 class _FieldError(ValueError):

@@ -13,15 +13,19 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from livekit_emulator import LiveKitEmulator
 from operator_tools import cli
 from operator_tools.console import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, spinner
 from operator_tools.settings_doc import DESCRIPTIONS, markdown_table
 from telephony.settings import Settings
+from tests.conformance.conftest import direct_rule
 from tests.fixtures import keys
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -58,6 +62,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+async def run_in_thread(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`run` off the event loop: `main` runs its own (asyncio.run) while a fixture's serves."""
+    return await asyncio.to_thread(run, capsys, *argv)
+
+
 def enable_telephony(monkeypatch: pytest.MonkeyPatch, livekit_url: str) -> None:
     monkeypatch.setenv("ROOM_TELEPHONY_ENABLED", "true")
     monkeypatch.setenv("LIVEKIT_URL", livekit_url)
@@ -73,6 +82,7 @@ LEAF_COMMANDS = [
     ["dev"],
     ["worker"],
     ["gateway"],
+    ["emulator"],
     ["rooms", "register"],
     ["rooms", "show"],
     ["rooms", "list"],
@@ -111,6 +121,59 @@ def test_an_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert code == EXIT_USAGE and "--frobnicate" in err
 
 
+def test_a_usage_error_is_one_line_naming_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "rooms", "list", "--limit", "x")
+    assert code == EXIT_USAGE and out == ""
+    assert err.count("\n") == 1 and err.startswith("meet-telephony rooms list: ")
+
+
+def test_a_usage_error_with_json_is_a_json_document_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "rooms", "list", "--limit", "0", "--json")
+    assert code == EXIT_USAGE and err == ""
+    assert json.loads(out)["error"] == "usage" and "--limit" in json.loads(out)["message"]
+
+
+def test_a_bad_setting_with_json_is_a_json_document_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROOM_TELEPHONY_PIN_LENGTH", "2")
+    code, out, _ = run(capsys, "rooms", "list", "--json")
+    answer = json.loads(out)
+    assert code == EXIT_USAGE
+    assert answer["error"] == "bad_settings" and "ROOM_TELEPHONY_PIN_LENGTH" in answer["message"]
+
+
+def test_doctor_json_with_a_bad_setting_is_its_report_with_the_settings_check_failed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "nohostport")
+    code, out, err = run(capsys, "doctor", "--json")
+    report = json.loads(out)
+    assert code == EXIT_USAGE and err == ""
+    assert report["ok"] is False and report["error"] == "bad_settings"
+    assert [(c["name"], c["status"]) for c in report["checks"]] == [("settings", "fail")]
+    assert "TEMPORAL_ADDRESS" in report["checks"][0]["detail"]
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    # `meet-telephony config --json | head -1`, with the reader gone before anything is written.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "meet-telephony"), "config", "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (EXIT_OK, "")
+
+
 def test_a_bad_setting_is_one_line_naming_the_variable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -140,7 +203,7 @@ def test_a_schedule_needs_windows_or_clear(capsys: pytest.CaptureFixture[str]) -
 def test_clear_and_a_window_together_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     window = "2030-01-01T09:00:00+01:00/2030-01-01T10:00:00+01:00"
     code, _, err = run(capsys, "rooms", "schedule", "r1", "--clear", "--window", window)
-    assert code == EXIT_USAGE and "exclude each other" in err
+    assert code == EXIT_USAGE and "exclude each other" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "many"])
@@ -148,7 +211,7 @@ def test_a_list_limit_below_one_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], limit: str
 ) -> None:
     code, _, err = run(capsys, "rooms", "list", "--limit", limit)
-    assert code == EXIT_USAGE and "--limit" in err
+    assert code == EXIT_USAGE and "--limit" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("command", ["register", "rotate-pin"])
@@ -173,6 +236,32 @@ def test_config_masks_every_secret(
     for secret in (SECRET, TOKEN, "temporal-key-value"):
         assert secret not in out
     assert re.search(r"^LIVEKIT_API_SECRET\s+\*{8}$", out, re.MULTILINE)
+
+
+def test_config_shows_tls_on_when_an_api_key_turns_it_on_and_says_why(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_API_KEY", "temporal-key-value")
+    assert json.loads(run(capsys, "config", "--json")[1])["TEMPORAL_TLS"] is True
+    out = run(capsys, "config")[1]
+    assert re.search(r"^TEMPORAL_TLS\s+True\s+\(TEMPORAL_API_KEY is set", out, re.MULTILINE)
+
+
+def test_config_shows_tls_off_when_temporal_tls_is_false_despite_an_api_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_API_KEY", "temporal-key-value")
+    monkeypatch.setenv("TEMPORAL_TLS", "false")
+    assert json.loads(run(capsys, "config", "--json")[1])["TEMPORAL_TLS"] is False
+
+
+def test_config_masks_credentials_in_the_livekit_url(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVEKIT_URL", "https://lkuser:lk-password-value@livekit.example.org")
+    shown = json.loads(run(capsys, "config", "--json")[1])
+    assert shown["LIVEKIT_URL"] == f"https://{cli.MASK}@livekit.example.org"
+    assert "lk-password-value" not in run(capsys, "config")[1]
 
 
 def test_config_json_has_every_variable(
@@ -213,11 +302,12 @@ def test_the_readme_settings_table_is_the_generated_one() -> None:
 # --- commands that reach out ------------------------------------------------------------------
 
 
-def test_rooms_commands_exit_unavailable_when_temporal_is_down(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("command", [["rooms", "show", "r1"], ["rooms", "list"], ["reconcile"]])
+def test_temporal_commands_say_connection_refused_when_temporal_is_down(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
     monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{closed_port()}")
-    code, out, _ = run(capsys, "rooms", "show", "r1", "--json")
+    code, out, _ = run(capsys, *command, "--json")
     assert code == EXIT_UNAVAILABLE
     answer = json.loads(out)
     assert answer["error"] == "temporal_unavailable"
@@ -227,6 +317,35 @@ def test_rooms_commands_exit_unavailable_when_temporal_is_down(
 def test_call_needs_a_livekit_url(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "call", "--pin", "1234")
     assert code == EXIT_USAGE and "LIVEKIT_URL" in err
+
+
+@pytest.mark.parametrize("pin", ["841 451 6303", "841-451-6303"])
+async def test_call_takes_the_pin_as_printed_with_spaces_or_dashes(
+    capsys: pytest.CaptureFixture[str], emulator: LiveKitEmulator, pin: str
+) -> None:
+    await emulator.create_inbound_trunk(numbers=["+33123456789"])
+    await emulator.create_dispatch_rule(direct_rule("8414516303", room="printed"))
+    code, out, _ = await run_in_thread(
+        capsys, "call", "--pin", pin, "--number", "+33123456789", "--livekit-url", emulator.url,
+        "--json",
+    )  # fmt: skip
+    assert code == EXIT_OK, out
+    assert json.loads(out)["room_name"] == "printed"
+
+
+def test_call_refuses_a_number_that_is_not_a_phone_number(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    code, out, _ = run(
+        capsys, "call", "--pin", "1234", "--number", "banana", "--livekit-url", url, "--json"
+    )
+    answer = json.loads(out)
+    assert code == EXIT_USAGE
+    assert (
+        answer["error"] == "invalid_number"
+        and "'banana' is not a phone number" in answer["message"]
+    )
 
 
 def test_call_exits_unavailable_when_the_emulator_is_down(

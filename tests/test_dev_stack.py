@@ -261,26 +261,11 @@ def test_doctor_reports_a_wrong_livekit_secret(stack: DevStack) -> None:
     assert failed == [f"fail  credentials        {CREDENTIALS_REJECTED}"]
 
 
-def test_dev_refuses_a_port_in_use_naming_it_and_the_flag(stack: DevStack) -> None:
-    result = subprocess.run(
-        [
-            str(BIN / "meet-telephony"), "dev",
-            "--data-dir", str(stack.data_dir.parent / "other"),
-            "--temporal-port", str(free_port()),
-            "--temporal-ui-port", str(free_port()),
-            "--gateway-port", str(stack.ports["gateway"]),
-            "--livekit-port", str(free_port()),
-        ],
-        capture_output=True, text=True, env=clean_env(), timeout=30,
-    )  # fmt: skip
-    assert result.returncode == EXIT_PORT_IN_USE
-    assert f"port {stack.ports['gateway']} (gateway) is already in use" in result.stderr
-    assert "--gateway-port" in result.stderr and "TELEPHONY_GATEWAY_PORT" in result.stderr
-
-
-def test_a_busy_port_leaves_no_secret_behind(stack: DevStack) -> None:
-    data_dir = stack.data_dir.parent / "refused"
-    result = subprocess.run(
+def dev_on_the_stack_gateway_port(
+    stack: DevStack, data_dir: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """A second `dev` whose gateway port is the running stack's."""
+    return subprocess.run(
         [
             str(BIN / "meet-telephony"), "dev",
             "--data-dir", str(data_dir),
@@ -288,11 +273,50 @@ def test_a_busy_port_leaves_no_secret_behind(stack: DevStack) -> None:
             "--temporal-ui-port", str(free_port()),
             "--gateway-port", str(stack.ports["gateway"]),
             "--livekit-port", str(free_port()),
+            *extra,
         ],
         capture_output=True, text=True, env=clean_env(), timeout=30,
     )  # fmt: skip
+
+
+def test_dev_refuses_a_port_in_use_naming_it_and_the_flag(stack: DevStack) -> None:
+    result = dev_on_the_stack_gateway_port(stack, stack.data_dir.parent / "other")
+    assert result.returncode == EXIT_PORT_IN_USE
+    assert f"port {stack.ports['gateway']} (gateway) is already in use" in result.stderr
+    assert "--gateway-port" in result.stderr and "TELEPHONY_GATEWAY_PORT" in result.stderr
+
+
+def test_dev_json_on_a_port_in_use_is_a_json_error_naming_the_port(stack: DevStack) -> None:
+    result = dev_on_the_stack_gateway_port(stack, stack.data_dir.parent / "other-json", "--json")
+    answer = json.loads(result.stdout)
+    assert result.returncode == EXIT_PORT_IN_USE and result.stderr == ""
+    assert answer["error"] == "port_in_use"
+    assert [(p["port"], p["flag"]) for p in answer["ports"]] == [
+        (stack.ports["gateway"], "--gateway-port")
+    ]
+
+
+def test_a_busy_port_leaves_no_secret_behind(stack: DevStack) -> None:
+    data_dir = stack.data_dir.parent / "refused"
+    result = dev_on_the_stack_gateway_port(stack, data_dir)
     assert result.returncode == EXIT_PORT_IN_USE
     assert not data_dir.exists() or list(data_dir.iterdir()) == []
+
+
+def test_rooms_list_into_a_closed_pipe_ends_quietly(stack: DevStack) -> None:
+    # `rooms list --json | head -1`, with the reader gone before anything is written.
+    stack.cli_json("rooms", "register", "piped-room")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [str(BIN / "meet-telephony"), "--env-file", str(stack.env_file), "rooms", "list",
+             "--json"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, env=clean_env(), timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (EXIT_OK, "")
 
 
 def test_no_secret_is_on_the_command_line_of_any_process_of_the_stack(stack: DevStack) -> None:

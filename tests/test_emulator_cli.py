@@ -3,6 +3,10 @@ line), one-line usage errors with exit code 2, and a help that documents every o
 
 from __future__ import annotations
 
+import json
+import logging
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -155,3 +159,56 @@ def test_help_ends_with_examples_and_says_where_secrets_come_from(
     out = capsys.readouterr().out
     assert "examples:" in out and "LIVEKIT_API_SECRET" in out and "--api-secret-file" in out
     assert "--api-secret " not in out.replace("--api-secret-file", "")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """`main` configures the root logger onto the test's captured stderr; put it back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def json_error(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    out, err = capsys.readouterr()
+    assert err == ""
+    answer: dict[str, str] = json.loads(out)
+    return answer
+
+
+def test_a_usage_error_with_json_is_a_json_object_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--json", "--port", "x"]) == 2
+    answer = json_error(capsys)
+    assert answer["error"] == "usage" and "--port" in answer["message"]
+
+
+def test_bad_credentials_with_json_are_a_json_object_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--json", "--api-key", "mine"], environ={}) == 2
+    assert "has no secret" in json_error(capsys)["message"]
+
+
+def test_a_busy_port_with_json_is_a_json_object_on_stdout(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["--json", "--port", str(port), "--log-level", "ERROR"], environ={})
+    assert code == 1
+    assert json_error(capsys)["error"] == "cannot_listen"
+
+
+def test_help_names_the_command_it_is_run_as_and_its_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"], prog="meet-telephony emulator") == 0
+    out = capsys.readouterr().out
+    assert "  meet-telephony emulator --port 0 --json" in out and "python -m" not in out
+    assert "exit codes: 0 " in out

@@ -369,6 +369,38 @@ def test_rejected_value_with_a_newline_still_gives_one_line(
 
 
 @pytest.mark.parametrize(
+    "raw", ["nohostport", "temporal:", ":7233", "temporal:0", "temporal:65536", "temporal:port"]
+)
+def test_temporal_address_that_is_not_host_and_port_is_rejected(
+    monkeypatch: pytest.MonkeyPatch, secrets_in_env: None, raw: str
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", raw)
+    assert "host:port" in rejection("TEMPORAL_ADDRESS")
+
+
+def test_temporal_address_with_a_scheme_is_rejected(
+    monkeypatch: pytest.MonkeyPatch, secrets_in_env: None
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "http://temporal:7233")
+    assert "host:port" in rejection("TEMPORAL_ADDRESS")
+
+
+@pytest.mark.parametrize("raw", ["[::1]:7233", "temporal.example.org:443", "10.0.0.7:65535"])
+def test_temporal_address_accepts_names_and_ip_addresses(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", raw)
+    assert load_settings().temporal_address == raw
+
+
+def test_a_malformed_livekit_url_is_rejected_without_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIVEKIT_URL", "ftp://lkuser:lk-password-value@livekit.example.org")
+    assert "lk-password-value" not in rejection("LIVEKIT_URL")
+
+
+@pytest.mark.parametrize(
     ("variable", "raw"),
     [
         ("ROOM_TELEPHONY_MAX_SESSION_DURATION", "P32D"),
