@@ -23,7 +23,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,7 @@ class TaskRun:
     event_id: int
     identity: str  # the worker's (the SDK's default: `pid@host`)
     workflow_task: bool  # else an activity task
+    started_at: datetime
 
 
 @dataclass
@@ -158,12 +159,13 @@ class ClusterStack:
         handle = self.client.get_workflow_handle(contracts.room_workflow_id(room), run_id=run_id)
         runs = []
         for event in (await handle.fetch_history()).events:
+            at = event.event_time.ToDatetime(tzinfo=UTC)
             if event.HasField("workflow_task_started_event_attributes"):
                 identity = event.workflow_task_started_event_attributes.identity
-                runs.append(TaskRun(event.event_id, identity, workflow_task=True))
+                runs.append(TaskRun(event.event_id, identity, workflow_task=True, started_at=at))
             elif event.HasField("activity_task_started_event_attributes"):
                 identity = event.activity_task_started_event_attributes.identity
-                runs.append(TaskRun(event.event_id, identity, workflow_task=False))
+                runs.append(TaskRun(event.event_id, identity, workflow_task=False, started_at=at))
         return runs
 
     def worker_of(self, identity: str) -> Child:
@@ -266,8 +268,10 @@ async def test_a_session_over_two_gateways_is_handled_to_its_end_after_a_worker_
     runs = await e2e.task_runs(room, run_at_kill)
     killed = e2e.worker_of([run for run in runs if run.workflow_task][-1].identity)
     (survivor,) = [worker for worker in e2e.stack.workers if worker is not killed]
-    last_event_before_kill = runs[-1].event_id
     killed.kill()
+    # A task the killed worker started between the history read and the kill is its own; only
+    # what starts after its death must be the survivor's.
+    killed_at = datetime.now(UTC)
     assert not killed.alive and survivor.alive
 
     # The room finishes: the surviving worker removes the rule, and runs every task from the
@@ -279,9 +283,7 @@ async def test_a_session_over_two_gateways_is_handled_to_its_end_after_a_worker_
         message=f"the rule stayed after the room finished, with {killed.name} killed",
     )
     after_kill = [
-        run
-        for run in await e2e.task_runs(room, run_at_kill)
-        if run.event_id > last_event_before_kill
+        run for run in await e2e.task_runs(room, run_at_kill) if run.started_at > killed_at
     ]
     if (latest := await e2e.run_id(room)) != run_at_kill:
         after_kill += await e2e.task_runs(room, latest)
@@ -396,7 +398,12 @@ async def test_postgresql_visibility_finds_the_rooms_by_their_search_attributes(
         open_rooms: {KEPT_ROOM},
         idle_rooms: {AFTER_ROOM},
         by_room_id: {SESSION_ROOM},  # unregistered: its workflow completed, closed
-        contracts.running_leases_query(task_queue=queue): {KEPT_ROOM, AFTER_ROOM},
+        # The registered rooms' leases, and the sentinel PIN's.
+        contracts.running_leases_query(task_queue=queue): {
+            KEPT_ROOM,
+            AFTER_ROOM,
+            contracts.SENTINEL_ROOM_ID,
+        },
     }
     for query, rooms in expected.items():
         # Visibility follows the workflows' upserts a moment later.
@@ -430,9 +437,11 @@ async def test_the_reconcile_schedule_exists_and_a_triggered_pass_completes(
     report = await asyncio.wait_for(run.result(), 120)
     assert isinstance(report, ReconcileReport), report
     # What it saw, through LiveKit and PostgreSQL visibility: the live room's rule, nothing
-    # orphaned; the two registered rooms' leases, none released.
+    # orphaned (the sentinel rule is no room's); the two registered rooms' leases and the
+    # sentinel's, none released.
     assert (report.managed_rules, report.orphans_deleted) == (1, 0), report
-    assert (report.leases_checked, report.leases_released) == (2, 0), report
+    assert (report.leases_checked, report.leases_released) == (3, 0), report
+    assert report.sentinel_rule_id is not None, report
 
 
 async def test_the_chaos_invariants_hold_at_the_end(e2e: ClusterStack) -> None:
