@@ -35,7 +35,7 @@ dev: $(STAMP)
 bench:
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# Load test (bench/load.py): exits non-zero on any 5xx or lost room. LOAD_ARGS e.g. "--temporal cluster".
+# Load test (bench/load.py): exits non-zero on any non-2xx answer or lost event. LOAD_ARGS e.g. "--temporal cluster".
 load:
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
 

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -23,6 +24,7 @@ from livekit.protocol.sip import (
     CreateSIPDispatchRuleRequest,
     DeleteSIPDispatchRuleRequest,
     SIPDispatchRuleInfo,
+    UpdateSIPDispatchRuleRequest,
 )
 from livekit.protocol.webhook import WebhookEvent
 
@@ -47,28 +49,90 @@ def signed_headers(body: bytes, api_key: str, api_secret: str) -> dict[str, str]
 
 
 class TimedSipStore(SipStore):
-    """The emulator's rule store, noting when each rule of a room was stored and deleted."""
+    """The emulator's rule store, noting when each rule of a room was stored and deleted, and
+    which rules each room has now (`room_rules`, `wait_rules`: no scan of every rule)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.created_at: dict[str, list[float]] = defaultdict(list)
         self.deleted_at: dict[str, list[float]] = defaultdict(list)
+        self._room_rules: dict[str, set[str]] = defaultdict(set)
+        self._rule_room: dict[str, str] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
 
     def create_dispatch_rule(
         self, req: CreateSIPDispatchRuleRequest, *, rule_id: str | None = None
     ) -> SIPDispatchRuleInfo:
         info = super().create_dispatch_rule(req, rule_id=rule_id)
         self.created_at[info.rule.dispatch_rule_direct.room_name].append(time.perf_counter())
+        self._track(info)
+        return info
+
+    def update_dispatch_rule(self, req: UpdateSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
+        info = super().update_dispatch_rule(req)
+        self._track(info)  # a replace may name another room
         return info
 
     def delete_dispatch_rule(self, req: DeleteSIPDispatchRuleRequest) -> SIPDispatchRuleInfo:
         rule = super().delete_dispatch_rule(req)
         self.deleted_at[rule.rule.dispatch_rule_direct.room_name].append(time.perf_counter())
+        self._untrack(rule.sip_dispatch_rule_id)
         return rule
 
     def forget_times(self) -> None:
         self.created_at.clear()
         self.deleted_at.clear()
+
+    def room_rules(self, room: str) -> set[str]:
+        """The ids of the rules stored now that route to `room`."""
+        return set(self._room_rules.get(room, ()))
+
+    async def wait_rules(self, room: str, ready: Callable[[set[str]], bool], within: float) -> bool:
+        """Wait until `ready(room's rule ids)` holds (woken by each change of the room's rules);
+        False if it still does not after `within` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not ready(self.room_rules(room)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            changed = loop.create_future()
+            self._waiters[room].append(changed)
+            try:
+                await asyncio.wait_for(changed, remaining)
+            except TimeoutError:
+                return ready(self.room_rules(room))
+            finally:
+                waiters = self._waiters.get(room)
+                if waiters is not None and changed in waiters:
+                    waiters.remove(changed)
+                if not waiters:
+                    self._waiters.pop(room, None)
+        return True
+
+    def _track(self, info: SIPDispatchRuleInfo) -> None:
+        rule_id = info.sip_dispatch_rule_id
+        self._untrack(rule_id)
+        room = info.rule.dispatch_rule_direct.room_name
+        self._room_rules[room].add(rule_id)
+        self._rule_room[rule_id] = room
+        self._wake(room)
+
+    def _untrack(self, rule_id: str) -> None:
+        room = self._rule_room.pop(rule_id, None)
+        if room is None:
+            return
+        rules = self._room_rules.get(room)
+        if rules is not None:
+            rules.discard(rule_id)
+            if not rules:
+                del self._room_rules[room]
+        self._wake(room)
+
+    def _wake(self, room: str) -> None:
+        for waiter in self._waiters.pop(room, []):
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 @dataclass
