@@ -61,6 +61,7 @@ def build_activities(
             PinActivities(
                 temporal_client, settings.telephony_task_queue, settings.pin_lease_id, pin_source
             ).lease_pin,
+            reconcile.reconcile_sentinel,
             reconcile.reconcile_rules,
             reconcile.reconcile_rooms,
             reconcile.reconcile_sessions,

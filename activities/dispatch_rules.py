@@ -15,7 +15,7 @@ the rule holding our key — same PIN, no number restrictions, overlapping trunk
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from livekit.api import (
     CreateSIPDispatchRuleRequest,
@@ -43,6 +43,8 @@ from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
+    SENTINEL_ATTRIBUTE,
+    SENTINEL_ROOM_ID,
     dispatch_rule_name,
 )
 from telephony.models import EnsureRuleRequest, EnsureRuleResult, ManagedRule
@@ -73,17 +75,39 @@ def is_ours_for(rule: SIPDispatchRuleInfo, room_id: str, pin: str) -> bool:
     )
 
 
-def holds_key_of(rule: SIPDispatchRuleInfo, pin: str, trunk_ids: Sequence[str]) -> bool:
-    """Whether `rule` occupies the key a rule of ours (`pin` on `trunk_ids`, any caller, any
-    called number) would: LiveKit's conflict. Empty trunk lists only collide with each other."""
+def is_sentinel_for(rule: SIPDispatchRuleInfo, pin: str, trunk_ids: Sequence[str]) -> bool:
+    """Whether `rule` is the sentinel rule as configured now: marked, with the sentinel PIN,
+    on the configured trunks (docs/ARCHITECTURE.md, "The sentinel rule")."""
+    return (
+        is_managed(rule)
+        and rule.attributes.get(SENTINEL_ATTRIBUTE) == "true"
+        and is_ours_for(rule, SENTINEL_ROOM_ID, pin)
+        and sorted(rule.trunk_ids) == sorted(trunk_ids)
+    )
+
+
+def holds_key_of(
+    rule: SIPDispatchRuleInfo, pin: str, trunk_ids: Sequence[str], numbers: Sequence[str] = ()
+) -> bool:
+    """Whether `rule` occupies a key a rule of ours (`pin` on `trunk_ids`, any caller, calls to
+    `numbers` or to any number) would: LiveKit's conflict. Its keys are (PIN, trunk, caller,
+    called number), an empty list standing for one "any" key (scripts/LIVEKIT_FINDINGS.md), so
+    empty lists collide only with each other."""
     kind = rule.rule.WhichOneof("rule")
     if kind is None or getattr(rule.rule, kind).pin != pin:
         return False
-    if rule.inbound_numbers or rule.numbers:
+    if rule.inbound_numbers:
+        return False
+    if set(rule.numbers or [""]).isdisjoint(numbers or [""]):
         return False
     if not trunk_ids or not rule.trunk_ids:
         return not trunk_ids and not rule.trunk_ids
     return bool(set(trunk_ids) & set(rule.trunk_ids))
+
+
+def routes_as_asked(rule: SIPDispatchRuleInfo, request: EnsureRuleRequest, hide: bool) -> bool:
+    """Whether `rule` (ours for the room and PIN) has the numbers and number hiding asked for."""
+    return sorted(rule.numbers) == sorted(request.numbers) and rule.hide_phone_number == hide
 
 
 def check_pin(pin: str) -> None:
@@ -97,19 +121,40 @@ def check_pin(pin: str) -> None:
         )
 
 
+def rule_info(
+    room_id: str,
+    pin: str,
+    *,
+    trunk_ids: Sequence[str],
+    hide_phone_number: bool,
+    numbers: Sequence[str] = (),
+    attributes: Mapping[str, str] | None = None,
+) -> SIPDispatchRuleInfo:
+    """The rule this service keeps for `room_id`: PIN `pin` routes callers into the room."""
+    return SIPDispatchRuleInfo(
+        name=dispatch_rule_name(room_id),
+        rule=SIPDispatchRule(
+            dispatch_rule_direct=SIPDispatchRuleDirect(room_name=room_id, pin=pin),
+        ),
+        attributes={
+            MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE,
+            ROOM_ID_ATTRIBUTE: room_id,
+            **(attributes or {}),
+        },
+        trunk_ids=list(trunk_ids),  # empty: every inbound trunk (wildcard)
+        numbers=list(numbers),  # empty: calls to any number
+        hide_phone_number=hide_phone_number,
+    )
+
+
 def create_request(
     room_id: str, pin: str, *, trunk_ids: Sequence[str], hide_phone_number: bool
 ) -> CreateSIPDispatchRuleRequest:
+    """A create of the rule `rule_info` describes, on every number."""
     # The `dispatch_rule` form: the flat fields of the request are deprecated in LiveKit.
     return CreateSIPDispatchRuleRequest(
-        dispatch_rule=SIPDispatchRuleInfo(
-            name=dispatch_rule_name(room_id),
-            rule=SIPDispatchRule(
-                dispatch_rule_direct=SIPDispatchRuleDirect(room_name=room_id, pin=pin),
-            ),
-            attributes={MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE, ROOM_ID_ATTRIBUTE: room_id},
-            trunk_ids=list(trunk_ids),  # empty: every inbound trunk (wildcard)
-            hide_phone_number=hide_phone_number,
+        dispatch_rule=rule_info(
+            room_id, pin, trunk_ids=trunk_ids, hide_phone_number=hide_phone_number
         )
     )
 
@@ -135,15 +180,31 @@ async def ensure_dispatch_rule(
     *,
     trunk_ids: Sequence[str],
     hide_phone_number: bool,
+    attributes: Mapping[str, str] | None = None,
 ) -> EnsureRuleResult:
+    """`hide_phone_number`: the default when the request leaves it out; `attributes`: added to
+    the rule's own (the sentinel's mark)."""
     room_id, pin = request.room_id, request.pin
     check_pin(pin)
     secrets = (pin,)
+    hide = hide_phone_number if request.hide_phone_number is None else request.hide_phone_number
+    wanted = rule_info(
+        room_id,
+        pin,
+        trunk_ids=trunk_ids,
+        hide_phone_number=hide,
+        numbers=request.numbers,
+        attributes=attributes,
+    )
 
     if request.known_rule_id:
         known = await get_rule(sip, request.known_rule_id, secrets=secrets)
         if known is not None and is_ours_for(known, room_id, pin):
-            return EnsureRuleResult(rule_id=known.sip_dispatch_rule_id, adopted=True)
+            if routes_as_asked(known, request, hide):
+                return EnsureRuleResult(rule_id=known.sip_dispatch_rule_id, adopted=True)
+            replaced = await _replace_rule(sip, known.sip_dispatch_rule_id, wanted, secrets)
+            if replaced is not None:
+                return replaced
         logger.info(
             "known dispatch rule %s of room %s is gone or no longer matches; creating one",
             request.known_rule_id,
@@ -152,9 +213,7 @@ async def ensure_dispatch_rule(
 
     conflict: ServerError
     try:
-        created = await sip.create_dispatch_rule(
-            create_request(room_id, pin, trunk_ids=trunk_ids, hide_phone_number=hide_phone_number)
-        )
+        created = await sip.create_dispatch_rule(CreateSIPDispatchRuleRequest(dispatch_rule=wanted))
     except LIVEKIT_FAILURES as error:
         if not is_rule_conflict(error):
             raise translate(error, "CreateSIPDispatchRule", secrets=secrets) from None
@@ -163,26 +222,46 @@ async def ensure_dispatch_rule(
         logger.info("created dispatch rule %s for room %s", created.sip_dispatch_rule_id, room_id)
         return EnsureRuleResult(rule_id=created.sip_dispatch_rule_id, adopted=False)
     # Resolved outside the `except` block so no LiveKit error rides along as context.
-    return await _resolve_conflict(sip, room_id, pin, trunk_ids, conflict)
+    return await _resolve_conflict(sip, request, hide, trunk_ids, conflict)
+
+
+async def _replace_rule(
+    sip: SipService, rule_id: str, wanted: SIPDispatchRuleInfo, secrets: Sequence[str]
+) -> EnsureRuleResult | None:
+    """Replace rule `rule_id` by `wanted` in one call (callers are routed throughout); None if
+    it is gone by now."""
+    try:
+        await sip.update_dispatch_rule(rule_id, wanted)
+    except LIVEKIT_FAILURES as error:
+        if is_not_found(error):
+            return None
+        raise translate(error, "UpdateSIPDispatchRule", secrets=secrets) from None
+    logger.info("replaced dispatch rule %s (numbers or number hiding changed)", rule_id)
+    return EnsureRuleResult(rule_id=rule_id, adopted=True)
 
 
 async def _resolve_conflict(
-    sip: SipService, room_id: str, pin: str, trunk_ids: Sequence[str], conflict: ServerError
+    sip: SipService,
+    request: EnsureRuleRequest,
+    hide: bool,
+    trunk_ids: Sequence[str],
+    conflict: ServerError,
 ) -> EnsureRuleResult:
+    room_id, pin, numbers = request.room_id, request.pin, request.numbers
     secrets = (pin,)
     named_id = conflict_holder_id(conflict)  # None for "<new>"
     named = await get_rule(sip, named_id, secrets=secrets) if named_id else None
     if named is not None and is_ours_for(named, room_id, pin):
         # Fast path: typically our own earlier create whose response was lost.
         logger.info("adopted dispatch rule %s for room %s", named_id, room_id)
-        return EnsureRuleResult(rule_id=named.sip_dispatch_rule_id, adopted=True)
+        return await _adopted(sip, named, request, hide, trunk_ids)
 
-    holders = await _rules_holding_key(sip, pin, trunk_ids)
+    holders = await _rules_holding_key(sip, pin, trunk_ids, numbers)
     ours = [rule for rule in holders if is_ours_for(rule, room_id, pin)]
     if ours:
         holder_id = ours[0].sip_dispatch_rule_id
         logger.info("adopted dispatch rule %s for room %s (found by listing)", holder_id, room_id)
-        return EnsureRuleResult(rule_id=holder_id, adopted=True)
+        return await _adopted(sip, ours[0], request, hide, trunk_ids)
     if holders:
         holder = holders[0]
         raise ApplicationError(
@@ -196,7 +275,7 @@ async def _resolve_conflict(
             type=contracts.PIN_HELD_BY_ANOTHER_RULE,
             non_retryable=True,
         )
-    if named is not None and not holds_key_of(named, pin, trunk_ids):
+    if named is not None and not holds_key_of(named, pin, trunk_ids, numbers):
         # Two *other* stored rules collide (LiveKit lets an update create such a pair): every
         # create that lists both fails until someone fixes the rules. Retrying cannot help.
         logger.error(
@@ -212,8 +291,38 @@ async def _resolve_conflict(
     )
 
 
+async def _adopted(
+    sip: SipService,
+    rule: SIPDispatchRuleInfo,
+    request: EnsureRuleRequest,
+    hide: bool,
+    trunk_ids: Sequence[str],
+) -> EnsureRuleResult:
+    """Our rule for the room and PIN, found holding the key: kept, or brought to the numbers
+    and number hiding asked for."""
+    if routes_as_asked(rule, request, hide):
+        return EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=True)
+    wanted = rule_info(
+        request.room_id,
+        request.pin,
+        trunk_ids=trunk_ids,
+        hide_phone_number=hide,
+        numbers=request.numbers,
+        attributes=dict(rule.attributes),
+    )
+    replaced = await _replace_rule(sip, rule.sip_dispatch_rule_id, wanted, (request.pin,))
+    if replaced is None:
+        raise ApplicationError(
+            f"the dispatch rule of room {request.room_id} vanished while being adopted; "
+            "retrying the create",
+            type=DISPATCH_RULE_CONFLICT_UNRESOLVED,
+            non_retryable=False,
+        )
+    return replaced
+
+
 async def _rules_holding_key(
-    sip: SipService, pin: str, trunk_ids: Sequence[str]
+    sip: SipService, pin: str, trunk_ids: Sequence[str], numbers: Sequence[str] = ()
 ) -> list[SIPDispatchRuleInfo]:
     """The rules that hold the key of a rule of ours, sorted by id. One list call, filtered by
     our trunk ids (wildcard rules are always included) and *without* a page: LiveKit returns
@@ -222,7 +331,7 @@ async def _rules_holding_key(
         response = await sip.list_dispatch_rule(
             ListSIPDispatchRuleRequest(trunk_ids=list(trunk_ids))
         )
-    holders = [rule for rule in response.items if holds_key_of(rule, pin, trunk_ids)]
+    holders = [rule for rule in response.items if holds_key_of(rule, pin, trunk_ids, numbers)]
     return sorted(holders, key=lambda rule: rule.sip_dispatch_rule_id)
 
 

@@ -68,13 +68,13 @@ class PinActivities:
 
     @activity.defn(name=contracts.LEASE_PIN)
     async def lease_pin(self, request: LeasePinRequest) -> LeasedPin:
-        owner = contracts.room_workflow_id(request.owner_room_id)
+        room_id = request.owner_room_id
         if request.requested_pin is not None:
-            return await self._lease_requested(request.requested_pin, owner, request.owner_room_id)
+            return await self._lease_requested(request.requested_pin, room_id)
         for _ in range(request.max_draws):
             pin = draw_pin(request.pin_length, self._source)
             lease_id = self._lease_id_of(pin)
-            if await self._start_lease(lease_id, owner, request.owner_room_id):
+            if await start_lease(self._client, self._task_queue, lease_id, room_id):
                 return LeasedPin(pin=pin, lease_id=lease_id)
             activity.logger.info("drawn PIN is leased by another room; drawing again")
         raise ApplicationError(
@@ -84,7 +84,7 @@ class PinActivities:
             non_retryable=True,
         )
 
-    async def _lease_requested(self, pin: str, owner: str, room_id: str) -> LeasedPin:
+    async def _lease_requested(self, pin: str, room_id: str) -> LeasedPin:
         if not is_valid_pin(pin):
             # Never echo the value: it may be a real PIN.
             raise ApplicationError(
@@ -93,29 +93,31 @@ class PinActivities:
                 non_retryable=True,
             )
         lease_id = self._lease_id_of(pin)
-        if await self._start_lease(lease_id, owner, room_id):
+        if await start_lease(self._client, self._task_queue, lease_id, room_id):
             return LeasedPin(pin=pin, lease_id=lease_id)
         # Nothing about the holder: a caller must not learn which room has a PIN.
         raise ApplicationError(
             "the requested PIN is taken", type=contracts.PIN_TAKEN, non_retryable=True
         )
 
-    async def _start_lease(self, lease_id: str, owner: str, room_id: str) -> bool:
-        """Start the lease; False if another room holds it (True if this room already does)."""
-        try:
-            await self._client.start_workflow(
-                contracts.PIN_LEASE_WORKFLOW,
-                PinLeaseRequest(owner_workflow_id=owner),
-                id=lease_id,
-                task_queue=self._task_queue,
-                request_eager_start=True,
-                static_summary=f"PIN lease of room {room_id}",
-                # The owner, for reconciliation's lease listing (never the PIN).
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(contracts.TELEPHONY_ROOM_ID, room_id)]
-                ),
-            )
-        except WorkflowAlreadyStartedError:
-            holder = await self._client.get_workflow_handle(lease_id).describe()
-            return holder.typed_search_attributes.get(contracts.TELEPHONY_ROOM_ID) == room_id
-        return True
+
+async def start_lease(client: Client, task_queue: str, lease_id: str, room_id: str) -> bool:
+    """Start the lease `lease_id` for `room_id`; False if another room holds it (True if this
+    room already does)."""
+    try:
+        await client.start_workflow(
+            contracts.PIN_LEASE_WORKFLOW,
+            PinLeaseRequest(owner_workflow_id=contracts.room_workflow_id(room_id)),
+            id=lease_id,
+            task_queue=task_queue,
+            request_eager_start=True,
+            static_summary=f"PIN lease of room {room_id}",
+            # The owner, for reconciliation's lease listing (never the PIN).
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(contracts.TELEPHONY_ROOM_ID, room_id)]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        holder = await client.get_workflow_handle(lease_id).describe()
+        return holder.typed_search_attributes.get(contracts.TELEPHONY_ROOM_ID) == room_id
+    return True

@@ -4,6 +4,7 @@ a bounded sample of ids and where the next page starts — never the lists thems
 it passes to the workflow grows with the number of rooms.
 
 What it decides, per stage (`ReconcileStage`):
+- sentinel: the sentinel PIN is leased and LiveKit holds the sentinel rule (docs/ARCHITECTURE.md).
 - rules: a managed rule whose room workflow is closed or unknown is an orphan: deleted. A room
   whose memo does not name exactly the rules LiveKit holds for it is told (`observed_rules`) and
   repairs itself (one writer per rule).
@@ -24,18 +25,22 @@ import base64
 import binascii
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from livekit.api import ListRoomsRequest, LiveKitAPI
+from livekit.api import ListRoomsRequest, LiveKitAPI, SIPDispatchRuleInfo
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecution
+from temporalio.exceptions import ApplicationError
 
 from activities import dispatch_rules
 from activities.livekit_errors import livekit_errors
+from activities.pins import start_lease
 from activities.temporal import RoomView, describe_room, signal_room
 from telephony import contracts
 from telephony.models import (
+    EnsureRuleRequest,
     LiveKitEvent,
     LiveKitEventKind,
     ObservedRules,
@@ -46,7 +51,7 @@ from telephony.models import (
     incarnation_time,
     is_valid_room_id,
 )
-from telephony.settings import Settings
+from telephony.settings import Settings, reveal
 
 T = TypeVar("T")
 
@@ -69,12 +74,63 @@ class ReconcileActivities:
         self._task_queue = settings.telephony_task_queue
         self._concurrency = settings.telephony_reconcile_concurrency
         self._lease_grace = settings.telephony_reconcile_lease_grace
+        self._trunk_ids = tuple(settings.room_telephony_trunk_ids)
+        self._sentinel = _Sentinel.of(settings)
+        # The sentinel rule's id once found: later passes check it with one look-up by id.
+        self._sentinel_rule_id: str | None = None
 
     async def _views(self, room_ids: Sequence[str]) -> dict[str, RoomView]:
         views = await bounded(
             (describe_room(self._client, room_id) for room_id in room_ids), self._concurrency
         )
         return dict(zip(room_ids, views, strict=True))
+
+    # --- sentinel -------------------------------------------------------------------------------
+
+    @activity.defn(name=contracts.RECONCILE_SENTINEL)
+    async def reconcile_sentinel(self, request: ReconcilePageRequest) -> ReconcilePage:
+        """Lease the sentinel PIN and make LiveKit hold the sentinel rule (one page). When the
+        sentinel is off, the rules and leases stages remove what is left of it."""
+        done = ReconcilePage(report=ReconcileReport(pages=1), next_cursor=None)
+        sentinel = self._sentinel
+        if sentinel is None:
+            return done
+        room = contracts.SENTINEL_ROOM_ID
+        if not await start_lease(self._client, self._task_queue, sentinel.lease_id, room):
+            # Odds of 10^-16 per room with 16-digit PINs: said loudly, never a failed pass.
+            activity.logger.error("the sentinel PIN is leased by a room; no sentinel rule")
+            return done
+        try:
+            result = await dispatch_rules.ensure_dispatch_rule(
+                self._livekit.sip,
+                EnsureRuleRequest(
+                    room_id=room,
+                    pin=sentinel.pin,
+                    hide_phone_number=False,
+                    known_rule_id=self._sentinel_rule_id,
+                ),
+                trunk_ids=self._trunk_ids,
+                hide_phone_number=False,
+                attributes={contracts.SENTINEL_ATTRIBUTE: "true"},
+            )
+        except ApplicationError as error:
+            # The rest of the pass does not wait for it: the next pass tries again.
+            activity.logger.warning("sentinel rule not ensured this pass: %s", error.message)
+            return done
+        if not result.adopted:
+            activity.logger.info("created the sentinel rule %s", result.rule_id)
+        self._sentinel_rule_id = result.rule_id
+        return ReconcilePage(
+            report=ReconcileReport(pages=1, sentinel_rule_id=result.rule_id), next_cursor=None
+        )
+
+    def _is_current_sentinel(self, rule: SIPDispatchRuleInfo) -> bool:
+        """A managed rule of the sentinel room that is not the sentinel as configured now is
+        deleted like an orphan."""
+        sentinel = self._sentinel
+        return sentinel is not None and dispatch_rules.is_sentinel_for(
+            rule, sentinel.pin, self._trunk_ids
+        )
 
     # --- rules ----------------------------------------------------------------------------------
 
@@ -83,13 +139,19 @@ class ReconcileActivities:
         after = await dispatch_rules.list_rules_after(self._livekit.sip, request.cursor)
         page = after[: request.page_size]
         rule_ids_by_room: dict[str, list[str]] = defaultdict(list)
+        stale_sentinels: list[str] = []
         for rule in page:
-            if dispatch_rules.is_managed(rule):
-                managed = dispatch_rules.to_managed_rule(rule)
-                rule_ids_by_room[managed.room_id].append(managed.rule_id)
+            if not dispatch_rules.is_managed(rule):
+                continue
+            managed = dispatch_rules.to_managed_rule(rule)
+            if managed.room_id == contracts.SENTINEL_ROOM_ID:
+                if not self._is_current_sentinel(rule):
+                    stale_sentinels.append(managed.rule_id)
+                continue
+            rule_ids_by_room[managed.room_id].append(managed.rule_id)
         rooms = [room for room in rule_ids_by_room if is_valid_room_id(room)]
         views = await self._views(rooms)
-        orphans = [
+        orphans = stale_sentinels + [
             rule_id
             for room, rule_ids in rule_ids_by_room.items()
             if room not in views or not views[room].open
@@ -218,12 +280,18 @@ class ReconcileActivities:
             if (owner := execution.typed_search_attributes.get(contracts.TELEPHONY_ROOM_ID))
         }
         started = {execution.id: execution.start_time for execution in executions}
-        views = await self._views(sorted(set(owners.values())))
+        rooms = sorted({owner for owner in owners.values() if owner != contracts.SENTINEL_ROOM_ID})
+        views = await self._views(rooms)
         settled = datetime.now(UTC) - self._lease_grace
+        sentinel_lease = self._sentinel.lease_id if self._sentinel else None
         orphans = [
             lease_id
             for lease_id, owner in owners.items()
-            if _orphan_lease(lease_id, views[owner], started[lease_id], settled)
+            if (
+                lease_id != sentinel_lease
+                if owner == contracts.SENTINEL_ROOM_ID
+                else _orphan_lease(lease_id, views[owner], started[lease_id], settled)
+            )
         ]
         released = await bounded(
             (self._release(lease_id, owners[lease_id]) for lease_id in orphans), self._concurrency
@@ -270,6 +338,21 @@ class ReconcileActivities:
         executions = list(iterator.current_page or [])
         following = iterator.next_page_token
         return executions, base64.b64encode(following).decode() if following else None
+
+
+@dataclass(frozen=True)
+class _Sentinel:
+    pin: str
+    lease_id: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> _Sentinel | None:
+        """The sentinel as configured; None when off (or without the PIN hash key, which
+        telephony requires anyway)."""
+        if not settings.room_telephony_sentinel_rule or not reveal(settings.telephony_pin_hash_key):
+            return None
+        pin = settings.sentinel_pin()
+        return cls(pin=pin, lease_id=settings.pin_lease_id(pin))
 
 
 def _memo_rules(view: RoomView) -> list[str]:

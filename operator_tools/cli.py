@@ -31,8 +31,10 @@ from operator_tools.console import (
 )
 from operator_tools.dev import add_dev_arguments, run_dev
 from operator_tools.doctor import report_bad_settings, run_doctor
+from operator_tools.importer import DEFAULT_CONCURRENCY, run_rooms_import
 from operator_tools.settings_doc import markdown_table
 from telephony.client import (
+    InvalidNumbers,
     InvalidPin,
     InvalidRoomId,
     InvalidSchedule,
@@ -44,7 +46,7 @@ from telephony.client import (
 )
 from telephony.dialin import parse_phone_number
 from telephony.logs import configure_logging
-from telephony.models import RoomListing, ScheduleWindow
+from telephony.models import DispatchMode, RoomListing, ScheduleWindow
 from telephony.pins import PIN_RULE, is_valid_pin, normalized_pin
 from telephony.process import (
     ENV_FILE_VARIABLE,
@@ -196,6 +198,7 @@ def _rooms(
         (InvalidRoomId, EXIT_USAGE),
         (InvalidSchedule, EXIT_USAGE),
         (InvalidPin, EXIT_USAGE),
+        (InvalidNumbers, EXIT_USAGE),
         (TelephonyDisabled, EXIT_USAGE),
     ]
     try:
@@ -243,7 +246,14 @@ def _run_rooms_register(settings: Settings, args: argparse.Namespace) -> int:
     return _rooms(
         settings,
         args,
-        lambda c: c.register_room(args.room, windows, pin=args.pin),
+        lambda c: c.register_room(
+            args.room,
+            windows,
+            pin=args.pin,
+            dispatch_mode=args.dispatch_mode,
+            numbers=[] if args.every_number else args.number,
+            hide_phone_number=args.hide_phone_number,
+        ),
         _render_dial_in(args),
     )
 
@@ -279,11 +289,17 @@ def _run_rooms_show(settings: Settings, args: argparse.Namespace) -> int:
                     "rule_id": status.rule_id,
                     "session": status.session.model_dump(mode="json") if status.session else None,
                     "last_error": status.last_error,
+                    "dispatch_mode": status.dispatch_mode,
+                    "hide_phone_number": status.hide_phone_number,
                 }
             )
             return
         _render_dial_in(args)(info)
-        extra: list[tuple[str, Any]] = [("rule", status.rule_id or "-")]
+        extra: list[tuple[str, Any]] = [
+            ("dispatch mode", status.dispatch_mode),
+            ("callers' numbers", "hidden" if status.hide_phone_number else "shown"),
+            ("rule", status.rule_id or "-"),
+        ]
         if status.session is not None:
             extra.append(("session", f"{status.session.sid} since {status.session.started_at}"))
         if status.last_error:
@@ -593,6 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
         _run_rooms_register,
         "register a room (idempotent): allocates its PIN, prints its dial-in info",
         "meet-telephony rooms register my-room",
+        "meet-telephony rooms register my-room --pin 8414516303   # keep an existing PIN",
+        "meet-telephony rooms register my-room --dispatch-mode always --number +33187210000",
     )
     register.add_argument(
         "--window",
@@ -605,6 +623,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--pin",
         type=requested_pin,
         help="keep a PIN the room already has (4-16 digits, spaces and dashes allowed), if free",
+    )
+    # The room's own phone policy; an option left out keeps what the room has.
+    register.add_argument(
+        "--dispatch-mode",
+        choices=[mode.value for mode in DispatchMode],
+        type=DispatchMode,
+        help="when the room's rule exists (default: ROOM_TELEPHONY_DISPATCH_MODE)",
+    )
+    numbers = register.add_mutually_exclusive_group()
+    numbers.add_argument(
+        "--number",
+        action="append",
+        metavar="PHONE",
+        help="answer calls to this dial-in number only (repeatable; one of the configured ones)",
+    )
+    numbers.add_argument(
+        "--every-number",
+        action="store_true",
+        help="answer calls to every dial-in number (the default; undoes --number)",
+    )
+    register.add_argument(
+        "--hide-phone-number",
+        action=argparse.BooleanOptionalAction,
+        help="hide callers' numbers from the meeting (default: ROOM_TELEPHONY_HIDE_PHONE_NUMBER)",
     )
     room_command(
         "show",
@@ -647,6 +689,37 @@ def build_parser() -> argparse.ArgumentParser:
         _run_rooms_unregister,
         "remove the room's dispatch rule and release its PIN",
         "meet-telephony rooms unregister my-room",
+    )
+    importing = room_commands.add_parser(
+        "import",
+        help="register rooms with the PINs they already have, from a CSV or JSON-lines file",
+        description=(
+            "Register every room of FILE with its PIN (idempotent: a re-run after an "
+            "interruption finishes the job). FILE is CSV with the header line `room_id,pin`, "
+            'or JSON lines {"room_id": ..., "pin": ...}; `-` reads standard input. PINs as '
+            "printed (spaces and dashes allowed). Reports imported, already present, conflicts "
+            "and invalid lines by line number; never prints a PIN."
+        ),
+        parents=[common],
+        formatter_class=formatter,
+        epilog=_epilog(
+            "meet-telephony rooms import rooms.csv",
+            "meet-telephony rooms import rooms.jsonl --dry-run",
+            "meet-telephony rooms import - --json < rooms.csv",
+        ),
+    )
+    importing.set_defaults(handler=run_rooms_import, prog=importing.prog)
+    importing.add_argument("file", metavar="FILE", help="the rooms file (`-`: standard input)")
+    importing.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"rooms registered at once ({DEFAULT_CONCURRENCY})",
+    )
+    importing.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read and check the file, ask Temporal what would happen; change nothing",
     )
 
     call = command(

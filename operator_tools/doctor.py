@@ -18,12 +18,13 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import dispatch_rules
 from activities.livekit_client import create_livekit_api
 from activities.livekit_errors import classify
 from operator_tools.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, print_json, spinner, table
 from telephony import contracts
 from telephony.dialin import parse_phone_number
-from telephony.settings import Settings, redacted_url
+from telephony.settings import Settings, redacted_url, reveal
 from telephony.temporal import connect_temporal, temporal_connection_problem
 from worker.search_attributes import missing_search_attributes
 
@@ -238,6 +239,43 @@ async def check_livekit(settings: Settings) -> list[Check]:
     return checks
 
 
+async def check_sentinel(settings: Settings) -> Check:
+    """The sentinel rule LiveKit should hold (callers always hear the PIN prompt)."""
+    name = "sentinel rule"
+    if not settings.room_telephony_sentinel_rule:
+        return Check(
+            name,
+            OK,
+            "off (ROOM_TELEPHONY_SENTINEL_RULE=false): with no room open, LiveKit SIP leaves "
+            "calls unanswered",
+        )
+    if not reveal(settings.telephony_pin_hash_key):
+        return Check(name, SKIP, "TELEPHONY_PIN_HASH_KEY not set")
+    pin, trunk_ids = settings.sentinel_pin(), settings.room_telephony_trunk_ids
+    lk = create_livekit_api(settings)
+    try:
+        async with asyncio.timeout(TIMEOUT_SECONDS * 3):
+            rules = await dispatch_rules.list_rules_after(lk.sip, "")
+    except Exception as exc:
+        failure = classify(exc, "ListSIPDispatchRule")
+        if failure is None:
+            raise
+        return Check(name, FAIL, f"rules could not be listed: {failure.message}", "")
+    finally:
+        await lk.aclose()
+    held = [
+        r.sip_dispatch_rule_id for r in rules if dispatch_rules.is_sentinel_for(r, pin, trunk_ids)
+    ]
+    if not held:
+        return Check(
+            name,
+            FAIL,
+            "missing: with no room open, LiveKit SIP leaves calls unanswered",
+            "start the worker (it creates it at start) or run `meet-telephony reconcile`",
+        )
+    return Check(name, OK, f"{held[0]} (callers always hear the PIN prompt)")
+
+
 async def check_gateway(settings: Settings, gateway_url: str | None) -> Check:
     base = (
         gateway_url or f"http://{settings.telephony_gateway_host}:{settings.telephony_gateway_port}"
@@ -274,7 +312,13 @@ async def diagnose(settings: Settings, gateway_url: str | None = None) -> list[C
         (temporal_checks, _client), livekit_checks, gateway_check = await asyncio.gather(
             check_temporal(settings), check_livekit(settings), check_gateway(settings, gateway_url)
         )
-    return [*checks, *temporal_checks, *livekit_checks, gateway_check]
+    sip_ready = any(c.name == "sip" and c.status == OK for c in livekit_checks)
+    sentinel_check = (
+        await check_sentinel(settings)
+        if sip_ready
+        else Check("sentinel rule", SKIP, "LiveKit SIP not checked")
+    )
+    return [*checks, *temporal_checks, *livekit_checks, sentinel_check, gateway_check]
 
 
 async def run_doctor(settings: Settings, *, gateway_url: str | None, as_json: bool) -> int:

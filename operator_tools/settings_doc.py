@@ -45,6 +45,11 @@ DESCRIPTIONS: Final[dict[str, tuple[str, str]]] = {
         "Hide callers' numbers from other participants (name keeps the last 4 digits)",
         ADDED,
     ),
+    "room_telephony_sentinel_rule": (
+        "Keep one sentinel rule on the trunks, so that callers always hear the PIN prompt "
+        "(LiveKit SIP leaves a call unanswered when no rule applies)",
+        ADDED,
+    ),
     "room_telephony_dispatch_mode": (
         "`while_active`: rule only while a session is live; `always`: while registered",
         ADDED,

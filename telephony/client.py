@@ -28,13 +28,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from telephony import contracts
 from telephony.contracts import room_workflow_id
-from telephony.dialin import build_dial_in_info, format_numbers, valid_numbers
+from telephony.dialin import build_dial_in_info, format_number, format_numbers, valid_numbers
 from telephony.models import (
     DialInInfo,
+    DispatchMode,
     LiveKitEvent,
     ReconcileReport,
     RegisterRoom,
     RoomListing,
+    RoomOverrides,
     RoomStatus,
     RotatePin,
     Schedule,
@@ -81,6 +83,12 @@ class PinSpaceExhausted(TelephonyError):
 
 class InvalidPin(TelephonyError):
     code = "invalid_pin"
+
+
+class InvalidNumbers(TelephonyError):
+    """A room's numbers must be some of the configured dial-in numbers."""
+
+    code = "invalid_numbers"
 
 
 class PinTaken(TelephonyError):
@@ -146,11 +154,19 @@ class TelephonyClient:
         room_id: str,
         schedule: Sequence[ScheduleWindow] | None = None,
         pin: str | None = None,
+        *,
+        dispatch_mode: DispatchMode | None = None,
+        numbers: Sequence[str] | None = None,
+        hide_phone_number: bool | None = None,
     ) -> DialInInfo:
         """Register (idempotent): the first call allocates the PIN, later calls return it.
 
         `pin`: keep a PIN the room already has (4-16 digits, spaces and dashes allowed) if it is
         free (`PinTaken` if not); `PinConflict` if the room is registered with another.
+        The room's own phone policy, over the settings: `dispatch_mode`, `numbers` (some of the
+        dial-in numbers, any format, `InvalidNumbers` otherwise; [] = every number) and
+        `hide_phone_number`. One left out (None) keeps the room's current value; changing one
+        updates the room's live rule in place.
         """
         self._check_room_id(room_id)
         pin = _requested_pin(pin)
@@ -158,9 +174,15 @@ class TelephonyClient:
             raise TelephonyDisabled("telephony is disabled (ROOM_TELEPHONY_ENABLED is false)")
         if schedule is not None:
             _check_schedule(schedule)
+        overrides = RoomOverrides(
+            dispatch_mode=dispatch_mode,
+            numbers=await self._room_numbers(numbers) if numbers is not None else None,
+            hide_phone_number=hide_phone_number,
+        )
         request = RegisterRoom(
             room_id=room_id,
             policy=self.settings.room_policy(),
+            overrides=overrides,
             schedule=list(schedule) if schedule is not None else None,
             pin=pin,
         )
@@ -273,14 +295,33 @@ class TelephonyClient:
 
     async def telephony_config(self) -> TelephonyConfig:
         settings = self.settings
+        numbers = format_numbers(
+            await self.dial_in_numbers(), settings.room_telephony_default_country
+        )
         return TelephonyConfig(
             enabled=settings.room_telephony_enabled,
             default_country=settings.room_telephony_default_country,
-            numbers=format_numbers(
-                await self.dial_in_numbers(), settings.room_telephony_default_country
-            ),
+            international_phone_number=numbers[0].international if numbers else None,
+            numbers=numbers,
             dispatch_mode=settings.room_telephony_dispatch_mode,
         )
+
+    async def _room_numbers(self, requested: Sequence[str]) -> list[str]:
+        """`requested` as E.164, each one of the dial-in numbers; `InvalidNumbers` if not."""
+        region = self.settings.room_telephony_default_country
+        offered = {n.e164 for n in format_numbers(await self.dial_in_numbers(), region)}
+        chosen: list[str] = []
+        for value in requested:
+            try:
+                e164 = format_number(value, region).e164
+            except ValueError:
+                raise InvalidNumbers(f"{value!r} is not a phone number") from None
+            if e164 not in offered:
+                raise InvalidNumbers(
+                    f"{e164} is not one of the dial-in numbers ({', '.join(sorted(offered))})"
+                )
+            chosen.append(e164)
+        return list(dict.fromkeys(chosen))
 
     async def dial_in_numbers(self) -> list[str]:
         """The configured numbers, then (with ROOM_TELEPHONY_DISCOVER_NUMBERS) the trunks' ones.
@@ -312,7 +353,8 @@ class TelephonyClient:
         return list(dict.fromkeys([*configured, *(self._discovered or [])]))
 
     async def dial_in(self, status: RoomStatus) -> DialInInfo:
-        """Dial-in info for a room's status, with the numbers as they are now."""
+        """Dial-in info for a room's status, with the numbers as they are now (only the room's
+        own, when it has some)."""
         return build_dial_in_info(
             status, await self.dial_in_numbers(), self.settings.room_telephony_default_country
         )

@@ -45,6 +45,10 @@ RECONCILE_SCHEDULE_ID: Final = "telephony-reconcile"
 RECONCILE_WORKFLOW_ID: Final = "telephony-reconcile-run"
 
 
+# The sentinel rule routes its PIN to this room, which nobody uses (no room may register it).
+SENTINEL_ROOM_ID: Final = "meet-telephony-sentinel"
+
+
 def room_workflow_id(room_id: str) -> str:
     return f"{ROOM_WORKFLOW_ID_PREFIX}{room_id}"
 
@@ -61,6 +65,7 @@ RECONCILE_RULES: Final = "reconcile_rules"
 RECONCILE_ROOMS: Final = "reconcile_rooms"
 RECONCILE_SESSIONS: Final = "reconcile_sessions"
 RECONCILE_LEASES: Final = "reconcile_leases"
+RECONCILE_SENTINEL: Final = "reconcile_sentinel"
 
 # --- `ApplicationError.type` values: what went wrong, for callers that translate errors -------
 
@@ -106,6 +111,8 @@ def running_leases_query(*, task_queue: str | None = None) -> str:
 MANAGED_BY_ATTRIBUTE: Final = "telephony.managed_by"
 MANAGED_BY_VALUE: Final = "meet-telephony"
 ROOM_ID_ATTRIBUTE: Final = "telephony.room_id"
+# Marks the sentinel rule ("true"): a managed rule that is no room's.
+SENTINEL_ATTRIBUTE: Final = "telephony.sentinel"
 
 
 def dispatch_rule_name(room_id: str) -> str:

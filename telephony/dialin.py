@@ -89,6 +89,10 @@ def build_dial_in_info(
         pin=status.pin,
         pin_display=pin_display(status.pin),
         state=status.state if status.registered else TelephonyState.CLOSED,
-        numbers=format_numbers(numbers, default_region, status.pin),
+        numbers=[
+            number
+            for number in format_numbers(numbers, default_region, status.pin)
+            if not status.numbers or number.e164 in status.numbers
+        ],
         schedule=status.schedule,
     )

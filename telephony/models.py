@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from telephony.contracts import SENTINEL_ROOM_ID
 from telephony.pins import PinLength
 
 # Room ids travel in workflow ids, URL paths and rule attributes: a conservative subset of what
@@ -18,7 +20,7 @@ MAX_SCHEDULE_WINDOWS = 50
 
 
 def is_valid_room_id(room_id: str) -> bool:
-    return bool(_ROOM_ID.match(room_id))
+    return bool(_ROOM_ID.match(room_id)) and room_id != SENTINEL_ROOM_ID
 
 
 # Upper bounds of the durations a room acts on (settings refuse more): large enough for any real
@@ -98,6 +100,37 @@ class RoomPolicy(Model):
     schedule_lead: timedelta = Field(ge=timedelta(0), le=MAX_SCHEDULE_LEAD)
     liveness_interval: timedelta = Field(gt=timedelta(0), le=MAX_LIVENESS_INTERVAL)
     max_session_duration: timedelta = Field(gt=timedelta(0), le=MAX_SESSION_DURATION)
+    hide_phone_number: bool = False
+
+
+# Numbers travel as E.164 (`+` and up to 15 digits); the client checks they are configured ones.
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+MAX_ROOM_NUMBERS = 20
+
+
+class RoomOverrides(Model):
+    """A room's own phone policy, over the settings' defaults. A field left out (None) keeps
+    what the room has (for a new room: the default)."""
+
+    dispatch_mode: DispatchMode | None = None
+    # Calls to these numbers only (LiveKit's rule `numbers`), and only these in its dial-in
+    # info; [] = every number (no restriction).
+    numbers: list[Annotated[str, Field(pattern=E164_PATTERN)]] | None = Field(
+        default=None, max_length=MAX_ROOM_NUMBERS
+    )
+    hide_phone_number: bool | None = None
+
+    def over(self, current: RoomOverrides) -> RoomOverrides:
+        """These overrides applied on top of `current` (the fields given replace)."""
+        return RoomOverrides(
+            dispatch_mode=self.dispatch_mode or current.dispatch_mode,
+            numbers=self.numbers if self.numbers is not None else current.numbers,
+            hide_phone_number=(
+                self.hide_phone_number
+                if self.hide_phone_number is not None
+                else current.hide_phone_number
+            ),
+        )
 
 
 class LiveKitEventKind(StrEnum):
@@ -139,6 +172,7 @@ class LiveKitEvent(Model):
 class RegisterRoom(Model):
     room_id: str
     policy: RoomPolicy
+    overrides: RoomOverrides = Field(default_factory=RoomOverrides)
     schedule: list[ScheduleWindow] | None = Field(default=None, max_length=MAX_SCHEDULE_WINDOWS)
     # A PIN the room already has elsewhere (e.g. Meet's `pin_code`): adopted if free.
     pin: str | None = None
@@ -164,6 +198,8 @@ class RoomStatus(Model):
     schedule: list[ScheduleWindow]
     dispatch_mode: DispatchMode | None
     last_error: str | None = None
+    numbers: list[str] = Field(default_factory=list)  # the room's own numbers; [] = every one
+    hide_phone_number: bool = False
 
 
 class RoomListing(Model):
@@ -199,6 +235,9 @@ class TelephonyConfig(Model):
 
     enabled: bool
     default_country: str
+    # What Meet's frontend reads (`telephony.international_phone_number`): the first number,
+    # in international format; None when there is none.
+    international_phone_number: str | None
     numbers: list[DialInNumber]
     dispatch_mode: DispatchMode
 
@@ -213,8 +252,16 @@ class ManagedRule(Model):
 
 
 class EnsureRuleRequest(Model):
+    """Make LiveKit hold a rule routing `pin` to `room_id`, for calls to `numbers` ([] = any),
+    hiding callers' numbers or not (None: the worker's ROOM_TELEPHONY_HIDE_PHONE_NUMBER).
+
+    With `known_rule_id` (the room's rule with this PIN), that rule is kept if it matches, or
+    replaced in place if only its numbers or number hiding differ: no moment without a rule."""
+
     room_id: str
     pin: str
+    numbers: list[str] = Field(default_factory=list)
+    hide_phone_number: bool | None = None
     known_rule_id: str | None = None
 
 
@@ -274,6 +321,7 @@ class ObservedRules(Model):
 class ReconcileStage(StrEnum):
     """The passes of one reconciliation, in order (docs/ARCHITECTURE.md, "Reconciliation")."""
 
+    SENTINEL = "sentinel"  # the sentinel rule and its PIN's lease: ensured (one page)
     RULES = "rules"  # LiveKit's managed rules: orphans deleted, rooms told of a difference
     ROOMS = "rooms"  # rooms that believe they hold a rule: told when LiveKit has lost it
     SESSIONS = "sessions"  # LiveKit's open rooms: registered rooms told they are live
@@ -295,6 +343,7 @@ class ReconcileReport(Model):
     leases_released: int = 0
     pages: int = 0
     runs: int = 1
+    sentinel_rule_id: str | None = None  # the sentinel rule LiveKit holds (None: disabled)
     orphan_sample: list[str] = Field(default_factory=list)  # deleted rule ids
     notified_sample: list[str] = Field(default_factory=list)  # rooms told of their rules
     repaired_sample: list[str] = Field(default_factory=list)  # rooms told they are live
@@ -315,6 +364,7 @@ class ReconcileReport(Model):
             leases_released=self.leases_released + page.leases_released,
             pages=self.pages + page.pages,
             runs=self.runs,
+            sentinel_rule_id=page.sentinel_rule_id or self.sentinel_rule_id,
             orphan_sample=self.orphan_sample + page.orphan_sample,
             notified_sample=self.notified_sample + page.notified_sample,
             repaired_sample=self.repaired_sample + page.repaired_sample,
@@ -327,7 +377,7 @@ class ReconcileInput(Model):
 
     page_size: int = Field(default=1000, ge=1, le=10_000)
     pages_per_run: int = Field(default=100, ge=1)
-    stage: ReconcileStage = ReconcileStage.RULES
+    stage: ReconcileStage = ReconcileStage.SENTINEL
     cursor: str = ""  # where the stage resumes: a rule id, a visibility page token, a room name
     report: ReconcileReport = Field(default_factory=ReconcileReport)
 

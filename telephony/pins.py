@@ -51,3 +51,13 @@ def lease_workflow_id(pin: str, key: str) -> str:
         raise ValueError("TELEPHONY_PIN_HASH_KEY is not set")
     digest = hmac.new(key.encode(), pin.encode(), hashlib.sha256).hexdigest()
     return f"{PIN_LEASE_WORKFLOW_ID_PREFIX}{digest[:_LEASE_ID_HEX_DIGITS]}"
+
+
+def sentinel_pin(key: str) -> str:
+    """The sentinel rule's PIN (docs/ARCHITECTURE.md, "The sentinel rule"): 16 digits derived
+    from `TELEPHONY_PIN_HASH_KEY`, so it is the same on every worker and known to nobody. Its
+    lease keeps every draw and import off it."""
+    if not key:
+        raise ValueError("TELEPHONY_PIN_HASH_KEY is not set")
+    digest = hmac.new(key.encode(), b"meet-telephony sentinel rule", hashlib.sha256).digest()
+    return str(int.from_bytes(digest, "big") % 10**MAX_PIN_LENGTH).zfill(MAX_PIN_LENGTH)

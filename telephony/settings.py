@@ -37,7 +37,7 @@ from telephony.models import (
     ReconcileInput,
     RoomPolicy,
 )
-from telephony.pins import MIN_PIN_HASH_KEY_LENGTH, PinLength, lease_workflow_id
+from telephony.pins import MIN_PIN_HASH_KEY_LENGTH, PinLength, lease_workflow_id, sentinel_pin
 
 
 class LogFormat(StrEnum):
@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     room_telephony_trunk_ids: CsvList = Field(default_factory=list)
     room_telephony_discover_numbers: bool = False
     room_telephony_hide_phone_number: bool = False
+    room_telephony_sentinel_rule: bool = True
     room_telephony_dispatch_mode: DispatchMode = DispatchMode.WHILE_ACTIVE
     room_telephony_schedule_lead: Duration = Field(
         default=timedelta(minutes=10), le=MAX_SCHEDULE_LEAD
@@ -278,6 +279,10 @@ class Settings(BaseSettings):
         """The workflow id of `pin`'s lease (a keyed hash: no id reveals a PIN)."""
         return lease_workflow_id(pin, reveal(self.telephony_pin_hash_key))
 
+    def sentinel_pin(self) -> str:
+        """The sentinel rule's PIN (derived from the PIN hash key; no room can lease it)."""
+        return sentinel_pin(reveal(self.telephony_pin_hash_key))
+
     def reconcile_input(self) -> ReconcileInput:
         """How a reconciliation pass pages (the schedule and `meet-telephony reconcile`)."""
         return ReconcileInput(
@@ -295,6 +300,7 @@ class Settings(BaseSettings):
             schedule_lead=self.room_telephony_schedule_lead,
             liveness_interval=self.room_telephony_liveness_interval,
             max_session_duration=self.room_telephony_max_session_duration,
+            hide_phone_number=self.room_telephony_hide_phone_number,
         )
 
 

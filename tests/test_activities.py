@@ -817,6 +817,7 @@ def test_build_activities_registers_every_activity_name_once() -> None:
             contracts.CHECK_ROOM_LIVENESS,
             contracts.LIST_TRUNK_NUMBERS,
             contracts.LEASE_PIN,
+            contracts.RECONCILE_SENTINEL,
             contracts.RECONCILE_RULES,
             contracts.RECONCILE_ROOMS,
             contracts.RECONCILE_SESSIONS,

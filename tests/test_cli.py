@@ -377,6 +377,7 @@ def test_doctor_fails_with_a_fix_for_each_unreachable_component(
         "credentials": "skip",
         "sip": "skip",
         "trunks": "skip",
+        "sentinel rule": "skip",
         "webhook url": "fail",
     }
     assert all(c["fix"] for c in report["checks"] if c["status"] == "fail")

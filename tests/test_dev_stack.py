@@ -254,6 +254,17 @@ def test_doctor_passes_against_the_dev_stack(stack: DevStack) -> None:
     assert result.returncode == EXIT_OK
 
 
+def test_doctor_reports_the_sentinel_rule_the_worker_created(stack: DevStack) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # the worker's reconciliation at start creates it
+        report = json.loads(stack.cli("doctor", "--json").stdout)
+        (check,) = [c for c in report["checks"] if c["name"] == "sentinel rule"]
+        if check["status"] == "ok" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert check["status"] == "ok" and check["detail"].startswith("SDR_")
+
+
 def test_doctor_reports_a_wrong_livekit_secret(stack: DevStack) -> None:
     result = stack.cli("doctor", LIVEKIT_API_SECRET="not-the-secret-0123456789abcdef012345")
     assert result.returncode == EXIT_FAILURE

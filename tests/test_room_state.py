@@ -13,6 +13,7 @@ from telephony.models import (
     LeasedPin,
     LiveKitEvent,
     LiveKitEventKind,
+    RoomOverrides,
     RoomPolicy,
     ScheduleWindow,
     TelephonyState,
@@ -174,6 +175,16 @@ RULE_WANTED: list[tuple[str, RoomWorkflowState, bool]] = [
     ("unregistering, live session", live(room(phase=RoomPhase.UNREGISTERING)), False),
     ("new, always mode", room(phase=RoomPhase.NEW, mode=DispatchMode.ALWAYS), False),
     ("registered without a PIN", room(mode=DispatchMode.ALWAYS, pin=None), False),
+    (
+        "the room's own always mode over the settings'",
+        room(overrides=RoomOverrides(dispatch_mode=DispatchMode.ALWAYS)),
+        True,
+    ),
+    (
+        "the room's own while_active mode over the settings' always",
+        room(mode=DispatchMode.ALWAYS, overrides=RoomOverrides(dispatch_mode="while_active")),
+        False,
+    ),
 ]
 
 
@@ -197,6 +208,7 @@ def test_a_window_opens_exactly_at_its_start_minus_the_lead() -> None:
 
 RULE = RuleRef(rule_id="SDR_1", pin=PIN)
 OLD_RULE = RuleRef(rule_id="SDR_0", pin="87654321")
+NUMBER = "+33187210000"
 OLD_LEASE = LeasedPin(pin="87654321", lease_id="telephony-pin-87654321")
 
 CONVERGED: list[tuple[str, RoomWorkflowState, bool]] = [
@@ -209,6 +221,26 @@ CONVERGED: list[tuple[str, RoomWorkflowState, bool]] = [
     ("an old PIN to release", room(leases_to_release=[OLD_LEASE]), False),
     ("unregistering, PIN not yet released", room(phase=RoomPhase.UNREGISTERING), False),
     ("unregistering, all released", room(phase=RoomPhase.UNREGISTERING, pin=None), True),
+    (
+        "live, the rule on every number while the room wants one",
+        live(room(rule=RULE, overrides=RoomOverrides(numbers=[NUMBER]))),
+        False,
+    ),
+    (
+        "live, the rule on the room's numbers",
+        live(
+            room(
+                rule=RULE.model_copy(update={"numbers": [NUMBER]}),
+                overrides=RoomOverrides(numbers=[NUMBER]),
+            )
+        ),
+        True,
+    ),
+    (
+        "live, callers' numbers shown while the room hides them",
+        live(room(rule=RULE, overrides=RoomOverrides(hide_phone_number=True))),
+        False,
+    ),
 ]
 
 
@@ -262,3 +294,39 @@ def test_the_phase_maps_to_the_state_and_registration_callers_see(
     status = state.status()
 
     assert (state.telephony_state, status.state, status.registered) == (shown, shown, registered)
+
+
+# --- the room's own phone policy ----------------------------------------------------------------
+
+
+def test_overrides_given_replace_and_overrides_left_out_keep_what_the_room_has() -> None:
+    current = RoomOverrides(dispatch_mode=DispatchMode.ALWAYS, numbers=[NUMBER])
+
+    merged = RoomOverrides(hide_phone_number=True).over(current)
+
+    assert merged == RoomOverrides(
+        dispatch_mode=DispatchMode.ALWAYS, numbers=[NUMBER], hide_phone_number=True
+    )
+    assert RoomOverrides(numbers=[]).over(merged).numbers == []
+
+
+def test_the_status_shows_the_rooms_own_policy_over_the_settings() -> None:
+    state = room(
+        overrides=RoomOverrides(
+            dispatch_mode=DispatchMode.ALWAYS, numbers=[NUMBER], hide_phone_number=True
+        )
+    )
+
+    status = state.status()
+
+    assert (status.dispatch_mode, status.numbers, status.hide_phone_number) == (
+        DispatchMode.ALWAYS,
+        [NUMBER],
+        True,
+    )
+
+
+def test_the_ui_details_show_the_rooms_numbers_and_never_its_pin() -> None:
+    details = room(rule=RULE, overrides=RoomOverrides(numbers=[NUMBER])).details()
+
+    assert NUMBER in details and PIN not in details

@@ -14,6 +14,7 @@ import aiohttp
 from temporalio.testing import WorkflowEnvironment
 
 from livekit_emulator import LiveKitEmulator
+from telephony import contracts
 from telephony.client import TelephonyClient
 from tests.fixtures import keys
 from tests.fixtures.livekit import EMULATOR_API_KEY, EMULATOR_API_SECRET
@@ -74,6 +75,30 @@ async def test_the_worker_process_serves_rooms_and_stops_cleanly_on_sigterm(
     assert "worker stopped" in output
     assert info.pin not in output  # the PIN is never logged
     assert EMULATOR_API_SECRET not in output
+
+
+async def test_the_worker_process_ensures_the_sentinel_rule_at_start(
+    emulator: LiveKitEmulator,
+) -> None:
+    settings = stack_settings(emulator)
+
+    # A server of its own: the reconcile schedule is one per namespace, and a pass left running
+    # by another test's worker (on a task queue nobody polls any more) would make this one skip.
+    async with (
+        await start_dev_server(ui=False) as own,
+        worker_process(own, emulator, settings.telephony_task_queue),
+    ):
+        (rule,) = await eventually(
+            lambda: [
+                r
+                for r in emulator.dispatch_rules()
+                if r.attributes.get(contracts.SENTINEL_ATTRIBUTE) == "true"
+            ],
+            within=60,
+            message="the sentinel rule, from the reconciliation at start",
+        )
+
+    assert rule.rule.dispatch_rule_direct.pin == settings.sentinel_pin()
 
 
 async def test_the_worker_exposes_temporal_metrics_in_prometheus_format(

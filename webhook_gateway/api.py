@@ -50,7 +50,14 @@ class Api:
     async def register_room(self, request: web.Request) -> web.Response:
         body = await _optional_body(request, RegisterRoomBody) or RegisterRoomBody()
         info = await self._call(
-            self._client.register_room(_room_id(request), body.schedule, pin=body.pin)
+            self._client.register_room(
+                _room_id(request),
+                body.schedule,
+                pin=body.pin,
+                dispatch_mode=body.dispatch_mode,
+                numbers=body.numbers,
+                hide_phone_number=body.hide_phone_number,
+            )
         )
         return _json(info)
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from telephony.client import (
+    InvalidNumbers,
     InvalidPin,
     InvalidRoomId,
     InvalidSchedule,
@@ -29,6 +30,7 @@ _STATUS_BY_ERROR: dict[type[TelephonyError], int] = {
     InvalidRoomId: 400,
     InvalidSchedule: 400,
     InvalidPin: 400,
+    InvalidNumbers: 400,
     RoomNotRegistered: 404,
     TelephonyDisabled: 409,
     PinSpaceExhausted: 409,

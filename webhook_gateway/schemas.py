@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from telephony.client import (
+    InvalidNumbers,
     InvalidPin,
     InvalidRoomId,
     InvalidSchedule,
@@ -18,7 +20,12 @@ from telephony.client import (
     TelephonyError,
     TelephonyUnavailable,
 )
-from telephony.models import MAX_SCHEDULE_WINDOWS, ScheduleWindow
+from telephony.models import (
+    MAX_ROOM_NUMBERS,
+    MAX_SCHEDULE_WINDOWS,
+    DispatchMode,
+    ScheduleWindow,
+)
 
 
 class ErrorCode(StrEnum):
@@ -47,6 +54,7 @@ class ErrorCode(StrEnum):
     INVALID_ROOM_ID = InvalidRoomId.code
     INVALID_SCHEDULE = InvalidSchedule.code
     INVALID_PIN = InvalidPin.code
+    INVALID_NUMBERS = InvalidNumbers.code
     NOT_REGISTERED = RoomNotRegistered.code
     TELEPHONY_DISABLED = TelephonyDisabled.code
     PIN_SPACE_EXHAUSTED = PinSpaceExhausted.code
@@ -70,11 +78,27 @@ _REQUESTED_PIN = Field(
 
 
 class RegisterRoomBody(_Body):
-    """`PUT /api/v1/rooms/{room_id}`: an optional schedule and PIN to register with (body
-    optional)."""
+    """`PUT /api/v1/rooms/{room_id}`: an optional schedule, PIN and phone policy to register
+    with (body optional). A field left out keeps what the room has."""
 
     schedule: list[ScheduleWindow] | None = Field(default=None, max_length=MAX_SCHEDULE_WINDOWS)
     pin: str | None = _REQUESTED_PIN
+    dispatch_mode: DispatchMode | None = Field(
+        default=None,
+        description="when the room's rule exists: `while_active` (a meeting is live) or "
+        "`always` (while registered); default ROOM_TELEPHONY_DISPATCH_MODE",
+    )
+    numbers: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        default=None,
+        max_length=MAX_ROOM_NUMBERS,
+        description="the dial-in numbers this room answers on, some of the configured ones "
+        "(any format); its dial-in info lists only these. `[]`: every number (the default)",
+    )
+    hide_phone_number: bool | None = Field(
+        default=None,
+        description="hide callers' numbers from the meeting; default "
+        "ROOM_TELEPHONY_HIDE_PHONE_NUMBER",
+    )
 
 
 class RotatePinBody(_Body):

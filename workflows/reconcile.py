@@ -31,6 +31,7 @@ RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=20)
 
 STAGES = list(ReconcileStage)
 ACTIVITY_OF_STAGE = {
+    ReconcileStage.SENTINEL: contracts.RECONCILE_SENTINEL,
     ReconcileStage.RULES: contracts.RECONCILE_RULES,
     ReconcileStage.ROOMS: contracts.RECONCILE_ROOMS,
     ReconcileStage.SESSIONS: contracts.RECONCILE_SESSIONS,

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from telephony.pins import PIN_RULE, is_valid_pin
     from workflows.pin_lease import PinLeaseWorkflow
-    from workflows.state import RoomPhase, RoomWorkflowInput, RoomWorkflowState, RuleRef
+    from workflows.state import RoomPhase, RoomWorkflowInput, RoomWorkflowState
 
 # LiveKit calls retry with backoff until they succeed; only non-retryable errors come back.
 LIVEKIT_RETRY = RetryPolicy(
@@ -122,6 +122,9 @@ class RoomTelephonyWorkflow:
     async def register(self, request: RegisterRoom) -> RoomStatus:
         state = self.state
         state.policy = request.policy
+        overrides = request.overrides.over(state.overrides)
+        policy_changed = state.phase is RoomPhase.REGISTERED and overrides != state.overrides
+        state.overrides = overrides
         if request.history_event_threshold is not None:
             state.history_event_threshold = request.history_event_threshold
         if request.schedule is not None:
@@ -157,6 +160,8 @@ class RoomTelephonyWorkflow:
             # its owner's memo does not list once the grace period is over.
             self._publish_state()
         self._wake()
+        if policy_changed:
+            await self._wait_converged()  # the answer shows the rule LiveKit now holds
         return state.status()
 
     @register.validator
@@ -420,25 +425,38 @@ class RoomTelephonyWorkflow:
 
     async def _ensure_rule(self) -> None:
         state = self.state
-        pin = state.pin  # the PIN this call creates the rule with: a rotation may come meanwhile
-        assert pin is not None
         current = state.rule
+        # What this call creates the rule for: a rotation or new policy may come meanwhile.
+        wanted = state.wanted_rule("")
+        assert wanted is not None
         session = state.session
         verify = session is not None and session.verify_rule
-        up_to_date = current is not None and current.pin == pin
+        up_to_date = state.rule_up_to_date()
         if up_to_date and not verify:
             return
-        # A rule believed present is looked up by id first (adopted if LiveKit still holds it).
-        known = current.rule_id if current is not None and up_to_date else None
+        # The room's rule with this PIN is looked up by id first: adopted if LiveKit still
+        # holds it, replaced in place if only its numbers or number hiding changed.
+        known = current.rule_id if current is not None and current.pin == wanted.pin else None
+        summary = (
+            "create dispatch rule"
+            if known is None
+            else ("verify dispatch rule" if up_to_date else "update dispatch rule")
+        )
         result = await workflow.execute_activity(
             contracts.ENSURE_DISPATCH_RULE,
-            EnsureRuleRequest(room_id=state.room_id, pin=pin, known_rule_id=known),
+            EnsureRuleRequest(
+                room_id=state.room_id,
+                pin=wanted.pin,
+                numbers=wanted.numbers,
+                hide_phone_number=wanted.hide_phone_number,
+                known_rule_id=known,
+            ),
             result_type=EnsureRuleResult,
-            summary="create dispatch rule" if known is None else "verify dispatch rule",
+            summary=summary,
             start_to_close_timeout=LIVEKIT_CALL_TIMEOUT,
             retry_policy=LIVEKIT_RETRY,
         )
-        state.rule = RuleRef(rule_id=result.rule_id, pin=pin)
+        state.rule = wanted.model_copy(update={"rule_id": result.rule_id})
         self._publish_state()  # before the old rule's delete, which may wait out an outage
         if session is not None and state.session is session and verify:
             state.session = session.model_copy(update={"verify_rule": False})

@@ -17,6 +17,7 @@ from telephony.models import (
     LiveKitEvent,
     LiveKitEventKind,
     RoomMemo,
+    RoomOverrides,
     RoomPolicy,
     RoomSession,
     RoomStatus,
@@ -31,12 +32,15 @@ CLOSED_SIDS_KEPT = 64
 
 
 class RuleRef(BaseModel):
-    """A dispatch rule that exists in LiveKit (as far as this workflow knows)."""
+    """A dispatch rule that exists in LiveKit (as far as this workflow knows), and what it
+    routes."""
 
     model_config = ConfigDict(extra="forbid")
 
     rule_id: str
     pin: str
+    numbers: list[str] = Field(default_factory=list)
+    hide_phone_number: bool = False
 
 
 class LiveSession(BaseModel):
@@ -67,6 +71,7 @@ class RoomWorkflowState(BaseModel):
     room_id: str
     phase: RoomPhase = RoomPhase.NEW
     policy: RoomPolicy | None = None
+    overrides: RoomOverrides = Field(default_factory=RoomOverrides)
     pin: str | None = None
     lease_id: str | None = None  # the workflow id of `pin`'s lease
     # Old PINs whose leases are released once no rule uses them any more.
@@ -167,13 +172,46 @@ class RoomWorkflowState(BaseModel):
     def in_scheduled_window(self, now: datetime) -> bool:
         return any(self.opens_at(w) <= now < w.ends_at for w in self.schedule)
 
+    @property
+    def dispatch_mode(self) -> DispatchMode | None:
+        """The room's own mode if it has one, else the settings'."""
+        if self.overrides.dispatch_mode is not None:
+            return self.overrides.dispatch_mode
+        return self.policy.dispatch_mode if self.policy else None
+
+    @property
+    def numbers(self) -> list[str]:
+        """The called numbers the room's rule accepts ([] = any)."""
+        return list(self.overrides.numbers or [])
+
+    @property
+    def hide_phone_number(self) -> bool:
+        if self.overrides.hide_phone_number is not None:
+            return self.overrides.hide_phone_number
+        return self.policy.hide_phone_number if self.policy else False
+
+    def wanted_rule(self, rule_id: str) -> RuleRef | None:
+        """What the room's rule should route (under `rule_id`); None without a PIN."""
+        if self.pin is None:
+            return None
+        return RuleRef(
+            rule_id=rule_id,
+            pin=self.pin,
+            numbers=sorted(self.numbers),
+            hide_phone_number=self.hide_phone_number,
+        )
+
+    def rule_up_to_date(self) -> bool:
+        """The rule LiveKit holds routes what the room wants (PIN, numbers, number hiding)."""
+        return self.rule is not None and self.rule == self.wanted_rule(self.rule.rule_id)
+
     def rule_wanted(self, now: datetime) -> bool:
         """The dispatch rule should exist: registered and (live, `always`, or in a window)."""
         if not self.registered or self.pin is None or self.policy is None:
             return False
         return (
             self.session is not None
-            or self.policy.dispatch_mode is DispatchMode.ALWAYS
+            or self.dispatch_mode is DispatchMode.ALWAYS
             or self.in_scheduled_window(now)
         )
 
@@ -184,7 +222,7 @@ class RoomWorkflowState(BaseModel):
         if self.unregistering and self.pin is not None:
             return False  # the PIN's lease is released last
         if self.rule_wanted(now):
-            return self.rule is not None and self.rule.pin == self.pin
+            return self.rule_up_to_date()
         return self.rule is None
 
     def prune_schedule(self, now: datetime) -> None:
@@ -243,8 +281,11 @@ class RoomWorkflowState(BaseModel):
         """The room at a glance, for the Temporal UI's "current details" (Markdown). Never the
         PIN: the UI shows details to anyone who can open it, codec or not."""
         lines = [f"**{self.telephony_state.value}** ({self.phase.value})"]
-        if self.policy is not None:
-            lines.append(f"dispatch mode: {self.policy.dispatch_mode.value}")
+        if self.dispatch_mode is not None:
+            lines.append(f"dispatch mode: {self.dispatch_mode.value}")
+        lines.append(f"numbers: {', '.join(self.numbers) if self.numbers else 'every number'}")
+        if self.hide_phone_number:
+            lines.append("callers' numbers hidden from the meeting")
         if self.pin is not None:
             lines.append(f"PIN: leased ({len(self.pin)} digits), lease `{self.lease_id}`")
         if self.session is not None:
@@ -286,8 +327,10 @@ class RoomWorkflowState(BaseModel):
                 else None
             ),
             schedule=self.schedule,
-            dispatch_mode=self.policy.dispatch_mode if self.policy else None,
+            dispatch_mode=self.dispatch_mode,
             last_error=self.last_error,
+            numbers=self.numbers,
+            hide_phone_number=self.hide_phone_number,
         )
 
 

@@ -27,7 +27,6 @@ from telephony.client import RoomNotRegistered, TelephonyClient
 from telephony.settings import Settings
 from tests.chaos.model import Model, RoomModel
 
-SENTINEL_ATTRIBUTE = "telephony.sentinel"
 # A room whose schedule changes within this much of the observation is not judged (timers).
 BOUNDARY_MARGIN = timedelta(seconds=6)
 
@@ -66,7 +65,7 @@ class Observation:
 
 def _rule(info: Any) -> ObservedRule | None:
     attributes = dict(info.attributes)
-    if attributes.get(SENTINEL_ATTRIBUTE) == "true":
+    if attributes.get(contracts.SENTINEL_ATTRIBUTE) == "true":
         return None
     direct = info.rule.dispatch_rule_direct
     room = direct.room_name or attributes.get(contracts.ROOM_ID_ATTRIBUTE) or None
@@ -201,6 +200,12 @@ def check_pins_and_leases(model: Model, seen: Observation, settings: Settings) -
         if len(leases) != 1 or leases[0] != wanted:
             state = "its current PIN's" if wanted in leases else "none for its current PIN"
             found.append(Violation(3, name, f"{len(leases)} running lease(s), {state}"))
+    sentinel_leases = by_owner.pop(contracts.SENTINEL_ROOM_ID, [])
+    if settings.room_telephony_sentinel_rule:
+        if sentinel_leases != [settings.pin_lease_id(settings.sentinel_pin())]:
+            found.append(Violation(3, None, f"{len(sentinel_leases)} sentinel lease(s), not 1"))
+    elif sentinel_leases:
+        found.append(Violation(3, None, "a sentinel lease while the sentinel rule is off"))
     for owner, leases in by_owner.items():
         if owner not in registered:
             found.append(
