@@ -1,7 +1,8 @@
 """Inbound call simulation: trunk lookup, LiveKit SIP's rule matching, the caller joining.
 
-As LiveKit SIP v1.11.0 with livekit-server v1.13.5 (LIVEKIT.md, "A call"; the server side read in
-protocol/sip `MatchDispatchRuleIter` and `EvaluateDispatchRule`): the server is asked twice.
+As LiveKit SIP v1.11.0 with livekit-server v1.13.5 (scripts/LIVEKIT_FINDINGS.md, where no real
+SIP call could be made; the server side read in protocol/sip `MatchDispatchRuleIter` and
+`EvaluateDispatchRule`): the server is asked twice.
 First with no PIN: no trunk, or no rule for the call at all, and the call is dropped without any
 answer. Otherwise the best rule is chosen; if it is open, the caller joins at once (never asked
 for a PIN), else the call is answered and the caller types a PIN ending with `#`. Then the server
