@@ -2,7 +2,8 @@
 
 helm is built once by `scripts/helm.sh install` (Go module proxy, into the git-ignored
 `.cache/helm/`); without it this module is skipped with one line, or fails when `HELM_REQUIRED=1`
-(for a CI job that built it and must not silently skip). helm runs with its cache, config and data
+(for a CI job that built it and must not silently skip). A build running beside the tests is
+waited for (`tests/fixtures/builds.py`). helm runs with its cache, config and data
 homes (and HOME, KUBECONFIG) in a temporary directory: nothing is written to the home directory.
 """
 
@@ -25,7 +26,9 @@ import yaml
 from pydantic import AliasChoices, SecretStr
 
 from telephony.settings import Settings, SettingsError, load_settings
+from tests.fixtures import builds
 
+pytestmark = pytest.mark.helm
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "helm.sh"
 CHART = REPO / "deploy" / "helm" / "meet-telephony"
@@ -88,16 +91,23 @@ COMPONENTS = ("worker", "gateway")
 Doc = dict[str, Any]
 
 
-def _helm_binary() -> str:
+def _helm_binary(*, wait: bool) -> str | None:
+    """helm's path. A build running beside the tests (`tests/fixtures/builds.py`) is waited for,
+    or, at import (`wait=False`), left to the fixture: None."""
+    if wait:
+        builds.wait(builds.HELM)
+    elif builds.pending(builds.HELM):
+        return None
     found = subprocess.run([str(SCRIPT), "path"], capture_output=True, text=True, check=False)
     if found.returncode == 0:
         return found.stdout.strip()
-    if os.environ.get("HELM_REQUIRED") == "1":
-        pytest.fail(f"{NOT_BUILT} (HELM_REQUIRED=1)", pytrace=False)
-    pytest.skip(NOT_BUILT, allow_module_level=True)
+    reason = builds.failed_reason(builds.HELM, NOT_BUILT) or NOT_BUILT
+    if os.environ.get("HELM_REQUIRED") == "1" or builds.state(builds.HELM) == builds.BUILT:
+        pytest.fail(f"{reason} (required)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
-HELM_BINARY = _helm_binary()
+HELM_BINARY = _helm_binary(wait=False)
 
 
 @dataclass(frozen=True)
@@ -168,7 +178,9 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
     )
     workdir = home / "work"
     workdir.mkdir()
-    yield Helm(HELM_BINARY, env, workdir)
+    binary = HELM_BINARY or _helm_binary(wait=True)
+    assert binary is not None
+    yield Helm(binary, env, workdir)
 
 
 @pytest.fixture(scope="module")

@@ -51,9 +51,9 @@ pytest_plugins = ["tests.fixtures.livekit_real", "tests.fixtures.livekit_sip"]
 
 # One reason for the real call (checked once, at import): the server, then LiveKit SIP. Each is a
 # failure instead when its own flag says so (LIVEKIT_REAL_REQUIRED=1, LIVEKIT_SIP_REQUIRED=1).
-_UNAVAILABLE = (None if livekit_real.required() else livekit_real.unavailable_reason()) or (
-    None if livekit_sip.required() else livekit_sip.unavailable_reason()
-)
+_UNAVAILABLE = (
+    None if livekit_real.required() else livekit_real.unavailable_reason(wait=False)
+) or (None if livekit_sip.required() else livekit_sip.unavailable_reason())
 
 
 def _digits(n: int) -> str:
