@@ -25,7 +25,13 @@ from typing import Any
 
 import pytest
 
-from operator_tools.console import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_PORT_IN_USE
+from operator_tools.console import (
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_PORT_IN_USE,
+    EXIT_USAGE,
+)
 from operator_tools.dev import READY_LINE
 from operator_tools.doctor import CREDENTIALS_REJECTED
 
@@ -221,6 +227,32 @@ def test_walkthrough_register_start_room_call_with_pin_lands(stack: DevStack) ->
     assert call.returncode == EXIT_OK, call.stdout + call.stderr
     result = json.loads(call.stdout)
     assert result["accepted"] is True and result["room_name"] == ROOM
+
+
+def test_rooms_register_keeps_a_pin_as_printed_and_sets_the_rooms_phone_policy(
+    stack: DevStack,
+) -> None:
+    info = stack.cli_json(
+        "rooms", "register", "cli-policy-room",
+        "--pin", "482 173-0596",
+        "--dispatch-mode", "always",
+        "--number", "+33 1 23 45 67 89",
+        "--hide-phone-number",
+    )  # fmt: skip
+
+    shown = stack.cli_json("rooms", "show", "cli-policy-room")
+    assert info["pin"] == shown["pin"] == "4821730596"
+    assert (shown["dispatch_mode"], shown["hide_phone_number"]) == ("always", True)
+    assert [n["e164"] for n in shown["numbers"]] == ["+33123456789"]
+
+
+def test_rooms_register_with_a_number_that_is_not_a_dial_in_number_is_a_usage_error(
+    stack: DevStack,
+) -> None:
+    result = stack.cli("rooms", "register", "cli-bad-number", "--number", "+33199999999", "--json")
+
+    assert result.returncode == EXIT_USAGE
+    assert json.loads(result.stdout)["error"] == "invalid_numbers"
 
 
 def test_a_wrong_pin_is_refused_with_the_reason(stack: DevStack) -> None:

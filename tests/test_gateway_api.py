@@ -91,6 +91,18 @@ async def test_put_with_a_free_pin_registers_the_room_with_it(gw: GatewayStack) 
     assert (reply.status, reply.json["pin"]) == (200, pin)
 
 
+async def test_put_again_with_the_pin_the_room_has_is_200_and_changes_nothing(
+    gw: GatewayStack,
+) -> None:
+    pin, room = requested_pin(), new_room()
+    first = await gw.gateway.api("PUT", f"/rooms/{room}", json={"pin": pin})
+
+    again = await gw.gateway.api("PUT", f"/rooms/{room}", json={"pin": pin})
+
+    assert (first.status, again.status) == (200, 200)
+    assert again.json == first.json
+
+
 async def test_put_with_another_rooms_pin_is_409_pin_taken(gw: GatewayStack) -> None:
     pin, holder = requested_pin(), new_room()
     await gw.gateway.api("PUT", f"/rooms/{holder}", json={"pin": pin})

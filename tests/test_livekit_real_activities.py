@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from livekit import api
@@ -51,6 +51,9 @@ livekit_real.skip_module_unless_available()
 pytestmark = pytest.mark.livekit_real
 
 
+NUMBER = "+15550100000"
+
+
 def new_room() -> str:
     return f"real-act-{uuid.uuid4()}"
 
@@ -74,11 +77,15 @@ class Real:
         return LiveKitActivities(settings, self.lk)
 
     async def ensure(
-        self, room_id: str, pin: str, trunk_ids: Sequence[str] = ()
+        self,
+        room_id: str,
+        pin: str,
+        trunk_ids: Sequence[str] = (),
+        **request: Any,
     ) -> EnsureRuleResult:
         try:
             result = await self.activities(trunk_ids).ensure_dispatch_rule(
-                EnsureRuleRequest(room_id=room_id, pin=pin)
+                EnsureRuleRequest(room_id=room_id, pin=pin, **request)
             )
         finally:
             # Whatever happened, the rules of this room are ours to delete.
@@ -227,6 +234,41 @@ async def test_ensure_on_configured_trunks_adopts_by_listing_them(real: Real) ->
 
     assert result == EnsureRuleResult(rule_id=lost.sip_dispatch_rule_id, adopted=True)
     assert len(await real.rules_for(room_id)) == 1
+
+
+async def test_ensure_with_numbers_creates_a_rule_for_those_numbers_only(real: Real) -> None:
+    room_id, pin = new_room(), new_pin()
+
+    await real.ensure(room_id, pin, numbers=[NUMBER], hide_phone_number=True)
+
+    [rule] = await real.rules_for(room_id)
+    assert (list(rule.numbers), rule.hide_phone_number) == ([NUMBER], True)
+
+
+async def test_ensure_with_other_numbers_replaces_the_known_rule_in_place(real: Real) -> None:
+    room_id, pin = new_room(), new_pin()
+    created = await real.ensure(room_id, pin)
+
+    replaced = await real.ensure(room_id, pin, numbers=[NUMBER], known_rule_id=created.rule_id)
+
+    [rule] = await real.rules_for(room_id)
+    assert replaced.rule_id == created.rule_id == rule.sip_dispatch_rule_id
+    assert list(rule.numbers) == [NUMBER]
+    assert rule.rule.dispatch_rule_direct.pin == pin
+
+
+async def test_a_rule_on_some_numbers_does_not_collide_with_one_on_every_number(
+    real: Real,
+) -> None:
+    room_id, pin = new_room(), new_pin()
+    lost = await real.create_as_lost(room_id, pin)
+
+    result = await real.ensure(room_id, pin, numbers=[NUMBER])
+
+    # Every number and calls to NUMBER do not collide in LiveKit: the create succeeds, so the
+    # room's one rule is the new one once the loop deletes the rule it no longer knows.
+    rules = {r.sip_dispatch_rule_id: list(r.numbers) for r in await real.rules_for(room_id)}
+    assert rules[result.rule_id] == [NUMBER] and lost.sip_dispatch_rule_id in rules
 
 
 async def test_pin_held_by_a_foreign_rule_is_pin_held_by_another_rule(real: Real) -> None:

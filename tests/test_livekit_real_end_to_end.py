@@ -18,6 +18,8 @@ from telephony.contracts import (
     MANAGED_BY_ATTRIBUTE,
     MANAGED_BY_VALUE,
     ROOM_ID_ATTRIBUTE,
+    SENTINEL_ATTRIBUTE,
+    SENTINEL_ROOM_ID,
 )
 from telephony.settings import load_settings
 from tests.fixtures.keys import PAYLOAD_KEYS, PIN_HASH_KEY
@@ -86,6 +88,38 @@ async def test_a_room_driven_by_real_livekit_webhooks_opens_and_closes_its_rule(
             lambda: _lease_closed(temporal_env, settings.pin_lease_id(pin)),
             message="lease released",
         )
+
+
+async def test_a_reconciliation_keeps_the_sentinel_rule_on_the_real_server(
+    temporal_env: WorkflowEnvironment, real_livekit: RealLiveKit
+) -> None:
+    settings = load_settings(
+        room_telephony_enabled=True,
+        livekit_url=real_livekit.url,
+        livekit_api_key=real_livekit.api_key,
+        livekit_api_secret=real_livekit.api_secret,
+        telephony_task_queue=f"real-sentinel-{uuid.uuid4().hex[:8]}",
+        telephony_pin_hash_key=PIN_HASH_KEY,
+        telephony_payload_keys=PAYLOAD_KEYS,
+    )
+    client = TelephonyClient(temporal_env.client, settings)
+
+    async with running_worker(settings, temporal_env.client), real_livekit.api() as livekit:
+        first = await client.reconcile()
+        second = await client.reconcile()
+        (rule,) = await rules_of(livekit, SENTINEL_ROOM_ID)
+        try:
+            assert first.sentinel_rule_id == second.sentinel_rule_id == rule.sip_dispatch_rule_id
+            assert rule.rule.dispatch_rule_direct.pin == settings.sentinel_pin()
+            assert dict(rule.attributes) == {
+                MANAGED_BY_ATTRIBUTE: MANAGED_BY_VALUE,
+                ROOM_ID_ATTRIBUTE: SENTINEL_ROOM_ID,
+                SENTINEL_ATTRIBUTE: "true",
+            }
+        finally:  # the server is shared with other tests
+            await livekit.sip.delete_dispatch_rule(
+                api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id)
+            )
 
 
 async def _no_rules(livekit: api.LiveKitAPI, room: str) -> bool:
