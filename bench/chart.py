@@ -43,7 +43,7 @@ def write_chart(dev: Result, cluster: Result, path: Path) -> Path | None:
     try:
         _registration(axes[0][0], kinds)
         _lifecycle(axes[0][1], kinds)
-        _emulator_rules(axes[1][0], kinds)
+        _rules(axes[1][0], kinds)
         _reconcile(axes[1][1], kinds)
         figure.suptitle(_title(kinds), fontsize=11)
         figure.tight_layout(rect=(0, 0, 1, 0.96))
@@ -180,44 +180,76 @@ def _lifecycle(ax: Axes, kinds: list[tuple[str, dict[str, Any]]]) -> None:
     ax.legend(fontsize=7, loc="upper left", ncol=3)
 
 
-def _emulator_rules(ax: Axes, kinds: list[tuple[str, dict[str, Any]]]) -> None:
-    """create p50 per stored-rule count: ours vs the original's list+filter+create."""
-    title = "emulator CreateSIPDispatchRule p50 by stored rules"
-    measured = [(name, _get(data, "rules", "sizes")) for name, data in kinds]
-    measured = [(name, sizes) for name, sizes in measured if sizes]
+def _rules(ax: Axes, kinds: list[tuple[str, dict[str, Any]]]) -> None:
+    """create p50 per stored-rule count, on the emulator and on the real livekit-server: the
+    bare create (floor, real server only), ours, and the original's list+filter+create."""
+    title = "CreateSIPDispatchRule p50 by stored rules: emulator, real livekit-server"
+    measured = [
+        (name, server, sizes)
+        for name, data in kinds
+        for server, sizes in (
+            ("emulator", _get(data, "rules", "sizes")),
+            ("real", _get(data, "rules", "real", "sizes")),
+        )
+        if sizes
+    ]
+    several_kinds = len({name for name, *_ in measured}) > 1
     groups = [
-        (f"{size['stored_rules']} stored" + (f"\n({name})" if len(measured) > 1 else ""), size)
-        for name, sizes in measured
+        (
+            f"{server} {size['stored_rules']}" + (f"\n({name})" if several_kinds else ""),
+            _RULE_BARS[server],
+            size,
+        )
+        for name, server, sizes in measured
         for size in sizes
     ]
     if not groups:
         _not_measured(ax, title)
         return
-    width = 0.38
-    for offset, key, label, colour in (
-        (-width / 2, "create", "ours: create", OURS),
-        (width / 2, "baseline_list_filter_create", "original: list + create", OTHER),
+    width = 0.27
+    for slot, label, colour in (
+        (-1, "floor: bare create", FLOOR),
+        (0, "ours (x: ÷ floor)", OURS),
+        (1, "original: list + create (x: ÷ ours)", OTHER),
     ):
-        values = [_get(size, key, "p50_ms") for _, size in groups]
+        placed = [
+            (position, key, size)
+            for position, (_, keys, size) in enumerate(groups)
+            if (key := keys[slot + 1]) is not None
+        ]
+        values = [_get(size, key, "p50_ms") for _, key, size in placed]
         bars = ax.bar(
-            [i + offset for i in range(len(groups))],
+            [position + slot * width for position, _, _ in placed],
             [v or 0.0 for v in values],
             width,
             color=colour,
             label=label,
         )
-        texts = ["-" if v is None else _ms(v) for v in values]
-        if key != "create":
-            texts = [
-                f"{text}\nx{_get(size, 'baseline_vs_create')}"
-                for text, (_, size) in zip(texts, groups, strict=True)
-            ]
-        _bar_labels(ax, bars, texts)
-    ax.set_xticks(range(len(groups)), [label for label, _ in groups], fontsize=8)
-    ax.set_ylabel("p50 per create (ms)", fontsize=8)
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
+        texts = ["-" if v is None else f"{v:.3g}" for v in values]  # ms, as on the axis
+        texts = [
+            f"{text}\nx{ratio_value}" if (ratio_value := _get(size, _RULE_RATIO.get(key))) else text
+            for text, (_, key, size) in zip(texts, placed, strict=True)
+        ]
+        ax.bar_label(bars, labels=texts, fontsize=6, padding=2)
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, ax.get_ylim()[1] * 3)
+    ax.set_xticks(range(len(groups)), [label for label, *_ in groups], fontsize=7)
+    ax.set_ylabel("p50 per create (ms, log)", fontsize=8)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", ncol=3)
+
+
+# Per server: the keys of the floor, ours and the original in a size's figures (None: not
+# measured there), and the key of the original ÷ ours ratio.
+_RULE_BARS: dict[str, tuple[str | None, str, str]] = {
+    "emulator": (None, "create", "baseline_list_filter_create"),
+    "real": ("floor_create", "ours_create", "baseline_create"),
+}
+_RULE_RATIO = {
+    "ours_create": "ours_vs_floor_create",
+    "baseline_list_filter_create": "baseline_vs_create",
+    "baseline_create": "baseline_vs_ours_create",
+}
 
 
 def _reconcile(ax: Axes, kinds: list[tuple[str, dict[str, Any]]]) -> None:

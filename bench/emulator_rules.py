@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from livekit import api
+from livekit.api.sip_service import SipService
 from livekit.protocol.sip import (
     CreateSIPDispatchRuleRequest,
     DeleteSIPDispatchRuleRequest,
@@ -53,9 +54,14 @@ def managed_rule(room: str, pin: str) -> SIPDispatchRuleInfo:
     )
 
 
+def room_and_pin(index: int) -> tuple[str, str]:
+    """Room number `index` and its PIN (unique per index)."""
+    return f"bench-room-{index}", f"{index:010d}"
+
+
 def rule(index: int) -> SIPDispatchRuleInfo:
-    """The rule for room number `index` (PINs unique per index)."""
-    return managed_rule(f"bench-room-{index}", f"{index:010d}")
+    """The rule for room number `index`."""
+    return managed_rule(*room_and_pin(index))
 
 
 def fill(emu: LiveKitEmulator, start: int, stop: int) -> None:
@@ -77,21 +83,38 @@ async def time_creates(lk: api.LiveKitAPI, first_index: int, count: int) -> list
     return samples
 
 
+async def baseline_create(sip: SipService, wanted: SIPDispatchRuleInfo) -> str:
+    """The original's `room_started` handler: list every rule, look for the room's by name,
+    create it if missing; the rule's id."""
+    listed = await sip.list_dispatch_rule(ListSIPDispatchRuleRequest())
+    for existing in listed.items:
+        if existing.name == wanted.name:
+            return existing.sip_dispatch_rule_id
+    created = await sip.create_dispatch_rule(CreateSIPDispatchRuleRequest(dispatch_rule=wanted))
+    return created.sip_dispatch_rule_id
+
+
+async def baseline_delete(sip: SipService, name: str) -> int:
+    """The original's `room_finished` handler: list every rule, delete those named `name`; how
+    many it deleted."""
+    listed = await sip.list_dispatch_rule(ListSIPDispatchRuleRequest())
+    named = [existing for existing in listed.items if existing.name == name]
+    for existing in named:
+        await sip.delete_dispatch_rule(
+            DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=existing.sip_dispatch_rule_id)
+        )
+    return len(named)
+
+
 async def time_baseline(lk: api.LiveKitAPI, first_index: int, count: int) -> list[float]:
     """The original's handler: list every rule, look for the room's by name, then create."""
     samples = []
     for index in range(first_index, first_index + count):
-        wanted = rule(index)
         started = time.perf_counter()
-        listed = await lk.sip.list_dispatch_rule(ListSIPDispatchRuleRequest())
-        existing = [r for r in listed.items if r.name == wanted.name]
-        if not existing:
-            created = await lk.sip.create_dispatch_rule(
-                CreateSIPDispatchRuleRequest(dispatch_rule=wanted)
-            )
+        rule_id = await baseline_create(lk.sip, rule(index))
         samples.append(time.perf_counter() - started)
         await lk.sip.delete_dispatch_rule(
-            DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=created.sip_dispatch_rule_id)
+            DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule_id)
         )
     return samples
 
@@ -161,15 +184,21 @@ async def measure(sizes: list[int], creates: int, lists: int, log: Any = print) 
     return {"sizes": rows}
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.emulator_rules", description=__doc__)
+def sizes_parser(prog: str, doc: str | None, creates: str) -> argparse.ArgumentParser:
+    """The command line of a rule-cost module: --sizes, and --creates (help text `creates`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument(
         "--sizes",
         type=lambda text: [int(n) for n in text.split(",")],
         default=[0, 1000, 10000],
         help="stored-rule counts to measure at, comma-separated (default: 0,1000,10000)",
     )
-    parser.add_argument("--creates", type=int, default=200, help="timed creates per size")
+    parser.add_argument("--creates", type=int, default=200, help=creates)
+    return parser
+
+
+def parse_args() -> argparse.Namespace:
+    parser = sizes_parser("python -m bench.emulator_rules", __doc__, "timed creates per size")
     parser.add_argument("--lists", type=int, default=20, help="timed list-all calls per size")
     return parser.parse_args()
 

@@ -23,10 +23,10 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import aiohttp
 from temporalio.client import Client
@@ -37,6 +37,7 @@ from telephony.client import TelephonyClient
 from telephony.contracts import SEARCH_ATTRIBUTES
 from telephony.settings import Settings, load_settings
 from telephony.temporal import connect_temporal
+from tests.fixtures import livekit_real
 from tests.fixtures.processes import (
     HOST,
     Child,
@@ -183,6 +184,42 @@ async def start_cluster() -> TemporalServer:
         "postgres": int(info["TEMPORAL_CLUSTER_POSTGRES_PID"]),
     }
     return server
+
+
+# --- real LiveKit -------------------------------------------------------------------------------
+
+
+def livekit_unavailable() -> str | None:
+    """Why the real livekit-server cannot run here (one line), or None when it can."""
+    return livekit_real.unavailable_reason()
+
+
+def _start_failed(message: str) -> NoReturn:
+    raise RuntimeError(message)
+
+
+@contextlib.contextmanager
+def real_livekit_server() -> Iterator[dict[str, str]]:
+    """livekit-server + Redis on loopback through `scripts/livekit-real.sh`, as the tests'
+    `real_livekit` fixture starts it (its `script_server`); yields the env file (LIVEKIT_URL,
+    LIVEKIT_API_KEY, LIVEKIT_API_SECRET...). On exit both are stopped and the run dir removed:
+    Redis keeps nothing on disk (`--save ''`), so every rule stored goes with it."""
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-livekit-"))
+    try:
+        with livekit_real.script_server(
+            LIVEKIT_SCRIPT,
+            "LIVEKIT_REAL_DIR",
+            run_dir,
+            "livekit.env",
+            "real LiveKit",
+            120,
+            on_failure=_start_failed,
+            LIVEKIT_REAL_WATCH_PID=str(os.getpid()),
+            LIVEKIT_REAL_LOG_LEVEL="warn",
+        ) as info:
+            yield info
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 # --- the service --------------------------------------------------------------------------------

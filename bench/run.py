@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import callable as webhook_to_rule
-from bench import emulator_rules, floors, idle, reconcile, registration
+from bench import emulator_rules, floors, idle, livekit_rules, reconcile, registration
 from bench.harness import RESULTS, Stack, bounded, log, room_ids, running_stack, write_result
 from bench.machine import describe, load_average
 from bench.stats import ratio
@@ -57,7 +57,7 @@ OPTIONS: list[tuple[str, Any, str, str]] = [
     ("idle_sample", int, "50", "rooms (and their leases) whose histories are read"),
     ("orphans", int, "10000", "orphan managed rules for one reconcile pass"),
     ("rule_sizes", _sizes, "0,1000,10000", "stored rules for the create-cost figure"),
-    ("rule_creates", int, "200", "timed creates per size"),
+    ("rule_creates", int, "200", "timed creates per size (rounds on the real livekit-server)"),
 ]
 
 QUICK = {
@@ -215,6 +215,11 @@ async def run_kind(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 args.rule_sizes, args.rule_creates, max(5, args.rule_creates // 10), log
             ),
         )
+        results["rules"]["real"] = await _section(
+            results,
+            "rules: real livekit-server",
+            livekit_rules.measure(args.rule_sizes, args.rule_creates, log),
+        )
     results["machine"]["load_average_at_end"] = load_average()
     if args.sections:
         results = _merged(_read(kind), results, wanted)
@@ -369,6 +374,54 @@ def _rows(data: dict[str, Any] | None) -> list[tuple[str, str]]:
                 f"{_ms(size['create']['p50_ms'])} (original "
                 f"{_ms(size['baseline_list_filter_create']['p50_ms'])}, "
                 f"x{size['baseline_vs_create']})",
+            )
+        )
+    rows.extend(
+        _real_rule_rows(
+            _get(data, "rules", "real"), _get(data, "load", "rules: real livekit-server")
+        )
+    )
+    return rows
+
+
+def _real_rule_rows(
+    real: dict[str, Any] | None, load: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """The real livekit-server's rows of the rule-cost figure: per size, create (floor, ours,
+    the original's list+filter+create) and delete (ours by id, the original's list+filter+delete),
+    p50 / p95 with ours ÷ floor and original ÷ ours at p50."""
+    if real is None:
+        return []
+    if real.get("skipped"):
+        return [("real livekit-server: rule create / delete", f"not measured: {real['skipped']}")]
+
+    def p50_p95(stats: dict[str, Any]) -> str:
+        return f"{_ms(stats['p50_ms'])} / {_ms(stats['p95_ms'])}"
+
+    rows = []
+    for size in real.get("sizes", []):
+        stored = size["stored_rules"]
+        rows.append(
+            (
+                f"real livekit-server: create with {stored} stored rules, p50 / p95",
+                f"floor {p50_p95(size['floor_create'])}; ours {p50_p95(size['ours_create'])} "
+                f"(x{size['ours_vs_floor_create']} of floor); original list+create "
+                f"{p50_p95(size['baseline_create'])} (x{size['baseline_vs_ours_create']} of ours)",
+            )
+        )
+        rows.append(
+            (
+                f"real livekit-server: delete with {stored} stored rules, p50 / p95",
+                f"floor {p50_p95(size['floor_delete'])}; ours {p50_p95(size['ours_delete'])} "
+                f"(x{size['ours_vs_floor_delete']} of floor); original list+delete "
+                f"{p50_p95(size['baseline_delete'])} (x{size['baseline_vs_ours_delete']} of ours)",
+            )
+        )
+    if load:
+        rows.append(
+            (
+                "real livekit-server: load average before / after, seconds",
+                f"{load['before']} / {load['after']}, {load['seconds']:g} s",
             )
         )
     return rows
