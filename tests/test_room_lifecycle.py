@@ -418,6 +418,31 @@ async def test_a_new_session_keeps_a_rule_livekit_still_holds(
         assert [r.sip_dispatch_rule_id for r in s.rules_for(room)] == [rule.sip_dispatch_rule_id]
 
 
+async def test_a_session_verifies_its_rule_once_however_many_events_it_brings(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> None:
+    async with telephony_stack(temporal_env, emulator, room_telephony_dispatch_mode="always") as s:
+        room = new_room()
+        await s.client.register_room(room)
+        await eventually(lambda: s.rules_for(room), message="always: rule at once")
+
+        sid = await s.start_room(room)
+        for _ in range(3):  # participants joining: the same session
+            await s.send(room, LiveKitEventKind.ACTIVITY, sid)
+        # An update answers once the loop has handled every earlier message and converged.
+        await s.client.set_schedule(room, [])
+
+        history = await s.handle(room).fetch_history()
+        ensures = [
+            e
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name
+            == contracts.ENSURE_DISPATCH_RULE
+        ]
+        assert len(ensures) == 2  # the create at registration, then one check for the session
+
+
 async def _session_started(stack: Stack, room: str) -> bool:
     return (await stack.client.get_status(room)).session is not None
 
