@@ -29,8 +29,8 @@ from bench.machine import describe, load_average
 from bench.stats import ratio
 
 SECTIONS = ("floors", "registration", "idle", "callable", "reconcile", "rules")
-# On the cluster: the registration and lifecycle figures (and their floors).
-CLUSTER_SECTIONS = ("floors", "registration", "callable")
+# On the cluster: every figure that involves Temporal (the rules section measures LiveKit alone).
+CLUSTER_SECTIONS = ("floors", "registration", "idle", "callable", "reconcile")
 
 
 def _sizes(text: str) -> list[int]:
