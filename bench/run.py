@@ -49,7 +49,7 @@ OPTIONS: list[tuple[str, Any, str, str]] = [
     ("total_c200", int, "400", "registrations per repeat with 200 clients"),
     ("create_samples", int, "200", "bare CreateSIPDispatchRule round trips"),
     ("signal_samples", int, "30", "bare signal -> activity round trips"),
-    ("rates", _rates, "1,10", "room starts per second for webhook -> rule"),
+    ("rates", _rates, "1,10,50", "room starts per second for webhook -> rule"),
     ("rate_seconds", float, "20", "seconds of room starts per rate"),
     ("hold", float, "2", "seconds each room stays open"),
     ("idle_rooms", int, "1000", "at least this many idle rooms (registered if short)"),
@@ -329,8 +329,8 @@ def _rows(data: dict[str, Any] | None) -> list[tuple[str, str]]:
             ("started_to_rule_stored", "room_started → rule created"),
             ("finished_to_rule_deleted", "room_finished → rule deleted"),
         ):
-            p50, p95 = phase[key]["p50_ms"], phase[key]["p95_ms"]
-            text = f"p50 {_ms(p50)}, p95 {_ms(p95)}"
+            p50, p95, p99 = (phase[key].get(f"p{n}_ms") for n in (50, 95, 99))
+            text = f"p50 {_ms(p50)}, p95 {_ms(p95)}, p99 {_ms(p99)}"
             if hook_floor and p50 is not None:
                 text += f" (floor {_ms(hook_floor)}, x{ratio(p50, hook_floor)})"
             if phase.get("missing"):
