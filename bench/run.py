@@ -341,7 +341,8 @@ def _rows(data: dict[str, Any] | None) -> list[tuple[str, str]]:
         per_minute = idle_data["per_minute"]
         rows.append(
             (
-                f"idle: {idle_data['idle_rooms']} rooms, {idle_data['window_seconds']:g} s window",
+                "idle rooms: workflow tasks and activities per minute, pending timers",
+                f"{idle_data['idle_rooms']} rooms over {idle_data['window_seconds']:g} s: "
                 f"{per_minute['workflow_tasks']:g} workflow tasks/min, "
                 f"{per_minute['activities']:g} activities/min; pending timers "
                 f"{idle_data['pending_timers_in_sample']} in "
@@ -360,8 +361,8 @@ def _rows(data: dict[str, Any] | None) -> list[tuple[str, str]]:
     if rec:
         rows.append(
             (
-                f"reconcile {rec['orphan_rules']} orphan rules "
-                f"(+{rec['report']['leases_checked']} leases)",
+                "reconcile: one pass over orphan rules and every lease",
+                f"{rec['orphan_rules']} orphans + {rec['report']['leases_checked']} leases: "
                 f"{rec['wall_seconds']:g} s, {rec['report']['orphans_deleted']} deleted, "
                 f"{rec['runs']} run(s), max {rec['max_events_per_run']} events/run",
             )
