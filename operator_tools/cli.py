@@ -578,11 +578,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rooms = commands.add_parser(
         "rooms",
-        help="register, show, list, rotate the PIN of, schedule or unregister rooms",
+        help="register, import, show, list, rotate the PIN of, schedule or unregister rooms",
         formatter_class=formatter,
         epilog=_epilog(
             "meet-telephony rooms register my-room",
             "meet-telephony rooms show my-room --json",
+            "meet-telephony rooms import rooms.csv --dry-run",
             "meet-telephony rooms list",
             "meet-telephony rooms schedule my-room "
             "--window 2030-01-01T09:00:00+01:00/2030-01-01T10:00:00+01:00",
