@@ -79,8 +79,7 @@ def is_sentinel_for(rule: SIPDispatchRuleInfo, pin: str, trunk_ids: Sequence[str
     """Whether `rule` is the sentinel rule as configured now: marked, with the sentinel PIN,
     on the configured trunks (docs/ARCHITECTURE.md, "The sentinel rule")."""
     return (
-        is_managed(rule)
-        and rule.attributes.get(SENTINEL_ATTRIBUTE) == "true"
+        rule.attributes.get(SENTINEL_ATTRIBUTE) == "true"
         and is_ours_for(rule, SENTINEL_ROOM_ID, pin)
         and sorted(rule.trunk_ids) == sorted(trunk_ids)
     )
@@ -105,9 +104,12 @@ def holds_key_of(
     return bool(set(trunk_ids) & set(rule.trunk_ids))
 
 
-def routes_as_asked(rule: SIPDispatchRuleInfo, request: EnsureRuleRequest, hide: bool) -> bool:
-    """Whether `rule` (ours for the room and PIN) has the numbers and number hiding asked for."""
-    return sorted(rule.numbers) == sorted(request.numbers) and rule.hide_phone_number == hide
+def routes_as_asked(rule: SIPDispatchRuleInfo, wanted: SIPDispatchRuleInfo) -> bool:
+    """Whether `rule` (ours for the room and PIN) has `wanted`'s numbers and number hiding."""
+    return (
+        sorted(rule.numbers) == sorted(wanted.numbers)
+        and rule.hide_phone_number == wanted.hide_phone_number
+    )
 
 
 def check_pin(pin: str) -> None:
@@ -200,11 +202,9 @@ async def ensure_dispatch_rule(
     if request.known_rule_id:
         known = await get_rule(sip, request.known_rule_id, secrets=secrets)
         if known is not None and is_ours_for(known, room_id, pin):
-            if routes_as_asked(known, request, hide):
-                return EnsureRuleResult(rule_id=known.sip_dispatch_rule_id, adopted=True)
-            replaced = await _replace_rule(sip, known.sip_dispatch_rule_id, wanted, secrets)
-            if replaced is not None:
-                return replaced
+            kept = await _keep_or_replace(sip, known, wanted, secrets)
+            if kept is not None:
+                return kept
         logger.info(
             "known dispatch rule %s of room %s is gone or no longer matches; creating one",
             request.known_rule_id,
@@ -222,14 +222,17 @@ async def ensure_dispatch_rule(
         logger.info("created dispatch rule %s for room %s", created.sip_dispatch_rule_id, room_id)
         return EnsureRuleResult(rule_id=created.sip_dispatch_rule_id, adopted=False)
     # Resolved outside the `except` block so no LiveKit error rides along as context.
-    return await _resolve_conflict(sip, request, hide, trunk_ids, conflict)
+    return await _resolve_conflict(sip, request, wanted, trunk_ids, conflict)
 
 
-async def _replace_rule(
-    sip: SipService, rule_id: str, wanted: SIPDispatchRuleInfo, secrets: Sequence[str]
+async def _keep_or_replace(
+    sip: SipService, rule: SIPDispatchRuleInfo, wanted: SIPDispatchRuleInfo, secrets: Sequence[str]
 ) -> EnsureRuleResult | None:
-    """Replace rule `rule_id` by `wanted` in one call (callers are routed throughout); None if
-    it is gone by now."""
+    """Our rule for the room and PIN: kept if it routes as `wanted` does, else replaced by
+    `wanted` in one call (callers are routed throughout); None if it is gone by now."""
+    rule_id = rule.sip_dispatch_rule_id
+    if routes_as_asked(rule, wanted):
+        return EnsureRuleResult(rule_id=rule_id, adopted=True)
     try:
         await sip.update_dispatch_rule(rule_id, wanted)
     except LIVEKIT_FAILURES as error:
@@ -243,7 +246,7 @@ async def _replace_rule(
 async def _resolve_conflict(
     sip: SipService,
     request: EnsureRuleRequest,
-    hide: bool,
+    wanted: SIPDispatchRuleInfo,
     trunk_ids: Sequence[str],
     conflict: ServerError,
 ) -> EnsureRuleResult:
@@ -254,14 +257,14 @@ async def _resolve_conflict(
     if named is not None and is_ours_for(named, room_id, pin):
         # Fast path: typically our own earlier create whose response was lost.
         logger.info("adopted dispatch rule %s for room %s", named_id, room_id)
-        return await _adopted(sip, named, request, hide, trunk_ids)
+        return await _adopted(sip, named, wanted, room_id, secrets)
 
     holders = await _rules_holding_key(sip, pin, trunk_ids, numbers)
     ours = [rule for rule in holders if is_ours_for(rule, room_id, pin)]
     if ours:
         holder_id = ours[0].sip_dispatch_rule_id
         logger.info("adopted dispatch rule %s for room %s (found by listing)", holder_id, room_id)
-        return await _adopted(sip, ours[0], request, hide, trunk_ids)
+        return await _adopted(sip, ours[0], wanted, room_id, secrets)
     if holders:
         holder = holders[0]
         raise ApplicationError(
@@ -294,31 +297,20 @@ async def _resolve_conflict(
 async def _adopted(
     sip: SipService,
     rule: SIPDispatchRuleInfo,
-    request: EnsureRuleRequest,
-    hide: bool,
-    trunk_ids: Sequence[str],
+    wanted: SIPDispatchRuleInfo,
+    room_id: str,
+    secrets: Sequence[str],
 ) -> EnsureRuleResult:
-    """Our rule for the room and PIN, found holding the key: kept, or brought to the numbers
-    and number hiding asked for."""
-    if routes_as_asked(rule, request, hide):
-        return EnsureRuleResult(rule_id=rule.sip_dispatch_rule_id, adopted=True)
-    wanted = rule_info(
-        request.room_id,
-        request.pin,
-        trunk_ids=trunk_ids,
-        hide_phone_number=hide,
-        numbers=request.numbers,
-        attributes=dict(rule.attributes),
-    )
-    replaced = await _replace_rule(sip, rule.sip_dispatch_rule_id, wanted, (request.pin,))
-    if replaced is None:
+    """Our rule for the room and PIN, found holding the key: kept, or brought to `wanted`."""
+    kept = await _keep_or_replace(sip, rule, wanted, secrets)
+    if kept is None:
         raise ApplicationError(
-            f"the dispatch rule of room {request.room_id} vanished while being adopted; "
+            f"the dispatch rule of room {room_id} vanished while being adopted; "
             "retrying the create",
             type=DISPATCH_RULE_CONFLICT_UNRESOLVED,
             non_retryable=False,
         )
-    return replaced
+    return kept
 
 
 async def _rules_holding_key(
