@@ -6,6 +6,7 @@ LiveKit's own webhooks drive the room: no event is sent by the test.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import aiohttp
 import pytest
@@ -21,7 +22,7 @@ from telephony.contracts import (
     SENTINEL_ATTRIBUTE,
     SENTINEL_ROOM_ID,
 )
-from telephony.settings import load_settings
+from telephony.settings import Settings, load_settings
 from tests.fixtures.keys import PAYLOAD_KEYS, PIN_HASH_KEY
 from tests.fixtures.livekit_real import RealLiveKit
 from tests.fixtures.polling import eventually
@@ -33,6 +34,20 @@ pytestmark = pytest.mark.livekit_real
 API_TOKEN = "real-livekit-end-to-end-token"
 
 
+def real_settings(real_livekit: RealLiveKit, queue: str, **extra: Any) -> Settings:
+    """Telephony on the real server, on a task queue of its own."""
+    return load_settings(
+        room_telephony_enabled=True,
+        livekit_url=real_livekit.url,
+        livekit_api_key=real_livekit.api_key,
+        livekit_api_secret=real_livekit.api_secret,
+        telephony_task_queue=f"{queue}-{uuid.uuid4().hex[:8]}",
+        telephony_pin_hash_key=PIN_HASH_KEY,
+        telephony_payload_keys=PAYLOAD_KEYS,
+        **extra,
+    )
+
+
 async def rules_of(livekit: api.LiveKitAPI, room: str) -> list[api.SIPDispatchRuleInfo]:
     listing = await livekit.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
     return [r for r in listing.items if r.rule.dispatch_rule_direct.room_name == room]
@@ -41,17 +56,12 @@ async def rules_of(livekit: api.LiveKitAPI, room: str) -> list[api.SIPDispatchRu
 async def test_a_room_driven_by_real_livekit_webhooks_opens_and_closes_its_rule(
     temporal_env: WorkflowEnvironment, real_livekit: RealLiveKit
 ) -> None:
-    settings = load_settings(
-        room_telephony_enabled=True,
+    settings = real_settings(
+        real_livekit,
+        "real-e2e",
         room_telephony_phone_number="+33123456789",
         room_telephony_default_country="FR",
-        livekit_url=real_livekit.url,
-        livekit_api_key=real_livekit.api_key,
-        livekit_api_secret=real_livekit.api_secret,
-        telephony_task_queue=f"real-e2e-{uuid.uuid4().hex[:8]}",
         telephony_api_token=API_TOKEN,
-        telephony_pin_hash_key=PIN_HASH_KEY,
-        telephony_payload_keys=PAYLOAD_KEYS,
     )
     client = TelephonyClient(temporal_env.client, settings)
     room = f"real-{uuid.uuid4()}"
@@ -93,15 +103,7 @@ async def test_a_room_driven_by_real_livekit_webhooks_opens_and_closes_its_rule(
 async def test_a_reconciliation_keeps_the_sentinel_rule_on_the_real_server(
     temporal_env: WorkflowEnvironment, real_livekit: RealLiveKit
 ) -> None:
-    settings = load_settings(
-        room_telephony_enabled=True,
-        livekit_url=real_livekit.url,
-        livekit_api_key=real_livekit.api_key,
-        livekit_api_secret=real_livekit.api_secret,
-        telephony_task_queue=f"real-sentinel-{uuid.uuid4().hex[:8]}",
-        telephony_pin_hash_key=PIN_HASH_KEY,
-        telephony_payload_keys=PAYLOAD_KEYS,
-    )
+    settings = real_settings(real_livekit, "real-sentinel")
     client = TelephonyClient(temporal_env.client, settings)
 
     async with running_worker(settings, temporal_env.client), real_livekit.api() as livekit:

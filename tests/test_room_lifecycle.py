@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from livekit.api import DeleteSIPDispatchRuleRequest
@@ -20,6 +22,7 @@ from telephony.contracts import (
     ROOM_ID_ATTRIBUTE,
 )
 from telephony.models import (
+    DialInInfo,
     LiveKitEvent,
     LiveKitEventKind,
     RegisterRoom,
@@ -384,63 +387,73 @@ async def test_a_room_registered_while_its_livekit_room_is_live_opens_at_once(
     assert (await stack.emulator.simulate_call(info.pin, number=stack.number)).accepted
 
 
+@pytest.fixture
+async def always(
+    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+) -> AsyncIterator[Stack]:
+    """The stack with ROOM_TELEPHONY_DISPATCH_MODE=always: a room's rule exists from its
+    registration on."""
+    async with telephony_stack(temporal_env, emulator, room_telephony_dispatch_mode="always") as s:
+        yield s
+
+
+async def registered_with_rule(stack: Stack) -> tuple[str, DialInInfo, Any]:
+    """A room registered in `always` mode, once its rule exists: (room, dial-in info, rule)."""
+    room = new_room()
+    info = await stack.client.register_room(room)
+    (rule,) = await eventually(lambda: stack.rules_for(room), message="always: rule at once")
+    return room, info, rule
+
+
 async def test_a_new_session_verifies_a_rule_believed_present_and_recreates_a_lost_one(
-    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+    always: Stack,
 ) -> None:
-    async with telephony_stack(temporal_env, emulator, room_telephony_dispatch_mode="always") as s:
-        room = new_room()
-        info = await s.client.register_room(room)
-        (rule,) = await eventually(lambda: s.rules_for(room), message="always: rule at once")
-        # LiveKit loses its rules (a LiveKit/Redis restart); the room still believes in its own.
-        for held in s.rules_for(room):
-            s.emulator.sip.delete_dispatch_rule(
-                DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=held.sip_dispatch_rule_id)
-            )
+    s = always
+    room, info, rule = await registered_with_rule(s)
+    # LiveKit loses its rules (a LiveKit/Redis restart); the room still believes in its own.
+    for held in s.rules_for(room):
+        s.emulator.sip.delete_dispatch_rule(
+            DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=held.sip_dispatch_rule_id)
+        )
 
-        await s.start_room(room)  # the next meeting's room_started
+    await s.start_room(room)  # the next meeting's room_started
 
-        (recreated,) = await eventually(lambda: s.rules_for(room), message="rule re-created")
-        assert recreated.sip_dispatch_rule_id != rule.sip_dispatch_rule_id
-        assert (await s.emulator.simulate_call(info.pin, number=s.number)).accepted
+    (recreated,) = await eventually(lambda: s.rules_for(room), message="rule re-created")
+    assert recreated.sip_dispatch_rule_id != rule.sip_dispatch_rule_id
+    assert (await s.emulator.simulate_call(info.pin, number=s.number)).accepted
 
 
-async def test_a_new_session_keeps_a_rule_livekit_still_holds(
-    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
-) -> None:
-    async with telephony_stack(temporal_env, emulator, room_telephony_dispatch_mode="always") as s:
-        room = new_room()
-        await s.client.register_room(room)
-        (rule,) = await eventually(lambda: s.rules_for(room), message="always: rule at once")
+async def test_a_new_session_keeps_a_rule_livekit_still_holds(always: Stack) -> None:
+    s = always
+    room, _, rule = await registered_with_rule(s)
 
-        await s.start_room(room)
-        await eventually(lambda: _session_started(s, room), message="the session is recorded")
+    await s.start_room(room)
+    await eventually(lambda: _session_started(s, room), message="the session is recorded")
 
-        assert [r.sip_dispatch_rule_id for r in s.rules_for(room)] == [rule.sip_dispatch_rule_id]
+    assert [r.sip_dispatch_rule_id for r in s.rules_for(room)] == [rule.sip_dispatch_rule_id]
 
 
 async def test_a_session_verifies_its_rule_once_however_many_events_it_brings(
-    temporal_env: WorkflowEnvironment, emulator: LiveKitEmulator
+    always: Stack,
 ) -> None:
-    async with telephony_stack(temporal_env, emulator, room_telephony_dispatch_mode="always") as s:
-        room = new_room()
-        await s.client.register_room(room)
-        await eventually(lambda: s.rules_for(room), message="always: rule at once")
+    s = always
+    room, _, _ = await registered_with_rule(s)
 
-        sid = await s.start_room(room)
-        for _ in range(3):  # participants joining: the same session
-            await s.send(room, LiveKitEventKind.ACTIVITY, sid)
-        # An update answers once the loop has handled every earlier message and converged.
-        await s.client.set_schedule(room, [])
+    sid = await s.start_room(room)
+    for _ in range(3):  # participants joining: the same session
+        await s.send(room, LiveKitEventKind.ACTIVITY, sid)
+    # An update answers once the loop has handled every earlier message and converged.
+    await s.client.set_schedule(room, [])
 
-        history = await s.handle(room).fetch_history()
-        ensures = [
-            e
-            for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name
-            == contracts.ENSURE_DISPATCH_RULE
-        ]
-        assert len(ensures) == 2  # the create at registration, then one check for the session
+    history = await s.handle(room).fetch_history()
+    ensures = [
+        e
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name
+        == contracts.ENSURE_DISPATCH_RULE
+    ]
+    assert len(ensures) == 2  # the create at registration, then one check for the session
 
 
 async def _session_started(stack: Stack, room: str) -> bool:
